@@ -1,0 +1,54 @@
+import type { BodyOf, Envelope, MessageKind, Rejection } from '@hermes-mesh/protocol';
+
+/** Kinds that travel on gossipsub topics; the rest go over direct streams. */
+export type GossipKind = 'advert' | 'leave' | 'events';
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** Default 10 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * A direct request handler: gets one validated message from a peer and answers with one message.
+ * Throwing (or returning undefined) closes the stream without an answer; the requester sees an error.
+ */
+export type RequestHandler = (
+  request: Envelope,
+  peer: string,
+  signal: AbortSignal,
+) => Promise<{ kind: MessageKind; body: BodyOf<MessageKind> } | undefined>;
+
+export interface MeshEvents {
+  /** A validated gossip message from another node. */
+  message: (message: Envelope<GossipKind>, peer: string) => void;
+  /** A message that failed validation or its signature check: already counted. */
+  rejected: (rejection: Rejection, peer: string) => void;
+  'peer:connect': (peer: string) => void;
+  'peer:disconnect': (peer: string) => void;
+}
+
+export interface MeshNode {
+  /** This node's libp2p peer id, the node id used everywhere in hermes. */
+  readonly peerId: string;
+  readonly meshId: string;
+  /** Addresses others can dial, as multiaddr strings including /p2p/<peerId>. */
+  addrs(): string[];
+  connectedPeers(): string[];
+  /** Publishes on the kind's topic; resolves even when no peer listens yet. */
+  publish<K extends GossipKind>(kind: K, body: BodyOf<K>): Promise<void>;
+  on<E extends keyof MeshEvents>(event: E, listener: MeshEvents[E]): () => void;
+  /** Serves a direct protocol (e.g. PROTOCOLS.ledgerSync): one request, one response per stream. */
+  handle(protocol: string, handler: RequestHandler): Promise<void>;
+  /** Sends one message to a peer over a direct protocol and returns the validated reply. */
+  request<K extends MessageKind>(
+    peer: string,
+    protocol: string,
+    kind: K,
+    body: BodyOf<K>,
+    options?: RequestOptions,
+  ): Promise<Envelope>;
+  dial(multiaddr: string, signal?: AbortSignal): Promise<void>;
+  hangUp(peer: string): Promise<void>;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,7 @@
+export * from './assign.js';
+export * from './codec.js';
+export * from './ledger.js';
+export * from './rejections.js';
+export * from './schema.js';
+export * from './topics.js';
+export { sampleAdvert } from './testing/fixtures.js';

@@ -1,0 +1,12 @@
+/** Gossipsub topics and direct protocols, namespaced by mesh id so two meshes never mix. */
+export const topics = (meshId: string) => ({
+  adverts: `hermes/${meshId}/adverts/1`,
+  events: `hermes/${meshId}/events/1`,
+});
+
+export const PROTOCOLS = {
+  assign: '/hermes/assign/1.0.0',
+  ledgerSync: '/hermes/ledger-sync/1.0.0',
+} as const;
+
+export const MESH_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;

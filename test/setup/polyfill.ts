@@ -1,0 +1,1 @@
+import '@hermes-mesh/mesh/polyfill';
