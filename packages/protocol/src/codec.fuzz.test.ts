@@ -11,7 +11,11 @@ function assertWellBehaved(bytes: Uint8Array) {
   if (decoded.ok) {
     expect(decoded.message.v).toBe(1);
     // An accepted message must re-encode: it is fully valid, not just "did not crash".
-    expect(decodeMessage(encodeMessage(decoded.message.kind, decoded.message.from, decoded.message.seq, decoded.message.body as never)).ok).toBe(true);
+    expect(
+      decodeMessage(
+        encodeMessage(decoded.message.kind, decoded.message.from, decoded.message.seq, decoded.message.body as never),
+      ).ok,
+    ).toBe(true);
   } else {
     expect(REJECT_REASONS).toContain(decoded.rejection.reason);
     expect(decoded.rejection.detail.length).toBeGreaterThan(0);

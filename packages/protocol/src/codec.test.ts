@@ -16,14 +16,34 @@ describe('codec', () => {
   it('round-trips every field of an advert', () => {
     const advert = sampleAdvert();
     const decoded = decodeMessage(encodeMessage('advert', FROM, 7, advert, 1_000));
-    expect(decoded).toEqual({ ok: true, message: { v: 1, kind: 'advert', from: FROM, seq: 7, ts: 1_000, body: advert } });
+    expect(decoded).toEqual({
+      ok: true,
+      message: { v: 1, kind: 'advert', from: FROM, seq: 7, ts: 1_000, body: advert },
+    });
   });
 
   it('round-trips ledger events with arbitrary data', () => {
     const body = {
       events: [
-        { origin: FROM, seq: 1, lamport: 3, ts: 5, type: 'action.state', actionId: 'a1', epoch: 2, state: 'IN_PROGRESS' },
-        { origin: FROM, seq: 2, lamport: 4, ts: 6, type: 'goal.submitted', goalId: 'g1', data: { text: 'hi', n: [1, 2] } },
+        {
+          origin: FROM,
+          seq: 1,
+          lamport: 3,
+          ts: 5,
+          type: 'action.state',
+          actionId: 'a1',
+          epoch: 2,
+          state: 'IN_PROGRESS',
+        },
+        {
+          origin: FROM,
+          seq: 2,
+          lamport: 4,
+          ts: 6,
+          type: 'goal.submitted',
+          goalId: 'g1',
+          data: { text: 'hi', n: [1, 2] },
+        },
       ],
     } as const;
     const decoded = decodeMessage(encodeMessage('events', FROM, 1, structuredClone(body) as never));
@@ -58,7 +78,9 @@ describe('codec', () => {
 
   it('rejects a message over its kind cap, and anything over the global cap before decoding', () => {
     const big = 'x'.repeat(maxBytesOf('leave'));
-    const r = rejectionOf(raw.pack({ v: 1, kind: 'leave', from: FROM, seq: 1, ts: 1, body: { nodeId: 'n', reason: big } }));
+    const r = rejectionOf(
+      raw.pack({ v: 1, kind: 'leave', from: FROM, seq: 1, ts: 1, body: { nodeId: 'n', reason: big } }),
+    );
     expect(r).toMatchObject({ reason: 'too-large', kind: 'leave' });
     expect(rejectionOf(new Uint8Array(MAX_MESSAGE_BYTES + 1)).reason).toBe('too-large');
   });

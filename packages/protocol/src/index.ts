@@ -3,5 +3,5 @@ export * from './codec.js';
 export * from './ledger.js';
 export * from './rejections.js';
 export * from './schema.js';
-export * from './topics.js';
 export { sampleAdvert } from './testing/fixtures.js';
+export * from './topics.js';

@@ -1,0 +1,145 @@
+import { type Envelope, encodeMessage, PROTOCOLS, type Rejection, sampleAdvert, topics } from '@hermes-mesh/protocol';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { generateKey } from '@libp2p/pnet';
+import { Packr } from 'msgpackr';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/support/wait.js';
+import { parseMeshKey } from './keys.js';
+import { createMeshNode, type MeshNodeInit } from './node.js';
+import type { GossipKind, MeshNode } from './types.js';
+
+type TestNode = Awaited<ReturnType<typeof createMeshNode>>;
+const running: MeshNode[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((n) => n.stop().catch(() => {})));
+});
+
+function newPsk(): Uint8Array {
+  const psk = new Uint8Array(95);
+  generateKey(psk);
+  return parseMeshKey(psk);
+}
+
+async function start(psk: Uint8Array, extra: Partial<MeshNodeInit> = {}): Promise<TestNode> {
+  const node = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), psk, ...extra });
+  running.push(node);
+  return node;
+}
+
+function record(node: MeshNode) {
+  const messages: Array<Envelope<GossipKind>> = [];
+  const rejected: Rejection[] = [];
+  node.on('message', (m) => messages.push(m));
+  node.on('rejected', (r) => rejected.push(r));
+  return { messages, rejected };
+}
+
+/** Publishes raw bytes on the adverts topic, signed by the node: how a buggy or hostile member would. */
+async function publishRaw(node: TestNode, bytes: Uint8Array) {
+  await node.libp2p.services.pubsub.publish(topics(node.meshId).adverts, bytes);
+}
+
+async function meshOf(count: number, psk = newPsk()) {
+  const first = await start(psk);
+  const rest = await Promise.all(Array.from({ length: count - 1 }, () => start(psk, { bootstrap: first.addrs() })));
+  const nodes = [first, ...rest];
+  // Gossip flows once every node has the others as subscribers of the topic.
+  await waitFor(
+    () => nodes.every((n) => n.libp2p.services.pubsub.getSubscribers(topics(n.meshId).adverts).length >= 1),
+    'gossip subscriptions',
+  );
+  return nodes;
+}
+
+describe('mesh node', () => {
+  it('delivers a signed advert to every node through the bootstrap peer', async () => {
+    const nodes = await meshOf(3);
+    const seen = nodes.map(record);
+    const advert = sampleAdvert({ nodeId: nodes[1]!.peerId });
+    await waitFor(async () => {
+      await nodes[1]!.publish('advert', { ...advert, seq: advert.seq + 1 });
+      return seen[0]!.messages.length > 0 && seen[2]!.messages.length > 0;
+    }, 'advert at nodes 0 and 2');
+    expect(seen[2]!.messages[0]).toMatchObject({ kind: 'advert', from: nodes[1]!.peerId, body: { name: advert.name } });
+  });
+
+  it('answers direct requests with validated replies', async () => {
+    const [a, b] = await meshOf(2);
+    await b!.handle(PROTOCOLS.ledgerSync, async (request, peer) => {
+      expect(peer).toBe(a!.peerId);
+      if (request.kind !== 'sync-req') return undefined;
+      return { kind: 'sync-res', body: { events: [], more: Object.keys(request.body.have).length > 0 } };
+    });
+    const reply = await a!.request(b!.peerId, PROTOCOLS.ledgerSync, 'sync-req', { have: { x: 1 }, limit: 10 });
+    expect(reply).toMatchObject({ kind: 'sync-res', from: b!.peerId, body: { events: [], more: true } });
+    await expect(
+      a!.request(b!.peerId, PROTOCOLS.ledgerSync, 'ack', { acks: [] }, { timeoutMs: 2_000 }),
+    ).rejects.toThrow();
+  });
+
+  it('a node with another mesh key cannot connect, and hears nothing', async () => {
+    const [a, b] = await meshOf(2);
+    const outsider = await start(newPsk());
+    const heard = record(outsider);
+    await expect(outsider.dial(a!.addrs()[0]!, AbortSignal.timeout(1_500))).rejects.toThrow();
+    await a!.publish('advert', sampleAdvert({ nodeId: a!.peerId }));
+    expect(outsider.connectedPeers()).toEqual([]);
+    expect(a!.connectedPeers()).toEqual([b!.peerId]);
+    expect(heard.messages).toEqual([]);
+  });
+
+  it('rejects and counts unknown versions, wrong types, oversize bodies and forged senders, and keeps running', async () => {
+    const [a, b] = await meshOf(2);
+    const seen = record(b!);
+    const raw = new Packr({ useRecords: false });
+    const good = sampleAdvert({ nodeId: a!.peerId });
+    await publishRaw(a!, raw.pack({ v: 9, kind: 'advert', from: a!.peerId, seq: 1, ts: 1, body: good }));
+    await publishRaw(
+      a!,
+      raw.pack({ v: 1, kind: 'advert', from: a!.peerId, seq: 2, ts: 1, body: { ...good, tier: 7 } }),
+    );
+    await publishRaw(
+      a!,
+      raw.pack({ v: 1, kind: 'advert', from: a!.peerId, seq: 3, ts: 1, body: { ...good, name: 'x'.repeat(70_000) } }),
+    );
+    // Signed by a, but claims to be b's advert.
+    await publishRaw(a!, encodeMessage('advert', a!.peerId, 4, sampleAdvert({ nodeId: b!.peerId })));
+    await waitFor(() => seen.rejected.length >= 4, 'four rejections');
+    expect(seen.rejected.map((r) => r.reason)).toEqual([
+      'unknown-version',
+      'invalid-body',
+      'too-large',
+      'sender-mismatch',
+    ]);
+    // Still serving: a valid advert after the garbage gets through.
+    await a!.publish('advert', good);
+    await waitFor(() => seen.messages.length === 1, 'the valid advert');
+  });
+
+  it('counts a message with a bad signature, which gossipsub drops before validation', async () => {
+    const psk = newPsk();
+    const honest = await start(psk);
+    const seen = record(honest);
+    // A member whose gossipsub signs with garbage: it holds the mesh key, but its signatures do not verify.
+    const forger = await start(psk, {
+      bootstrap: honest.addrs(),
+      wrapGossipComponents: (components) => {
+        const real = (components as unknown as { privateKey: PrivateKey }).privateKey;
+        const fake = new Proxy(real, {
+          get: (target, prop) =>
+            prop === 'sign' ? async () => new Uint8Array(64).fill(7) : Reflect.get(target, prop, target),
+        });
+        return new Proxy(components, {
+          get: (target, prop) => (prop === 'privateKey' ? fake : Reflect.get(target, prop, target)),
+        });
+      },
+    });
+    await waitFor(() => honest.libp2p.services.pubsub.getSubscribers(topics(honest.meshId).adverts).length > 0, 'sub');
+    await waitFor(async () => {
+      await forger.publish('advert', sampleAdvert({ nodeId: forger.peerId }));
+      return seen.rejected.some((r) => r.reason === 'bad-signature');
+    }, 'a bad-signature rejection');
+    expect(seen.messages).toEqual([]);
+  });
+});

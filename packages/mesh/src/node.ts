@@ -1,0 +1,327 @@
+import './polyfill.js';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import {
+  type BodyOf,
+  decodeMessage,
+  type Envelope,
+  encodeMessage,
+  MAX_MESSAGE_BYTES,
+  type MessageKind,
+  type Rejection,
+  topics,
+} from '@hermes-mesh/protocol';
+import { type GossipSub, type GossipsubOpts, gossipsub, type Message, TopicValidatorResult } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface';
+import { mdns } from '@libp2p/mdns';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { lpStream } from '@libp2p/utils';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import { invalidGossipBridge } from './gossip-metrics.js';
+import { meshIdFromKey } from './keys.js';
+import type { GossipKind, MeshEvents, MeshNode, RequestHandler, RequestOptions } from './types.js';
+
+export interface MeshLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+const silent: MeshLogger = { debug() {}, info() {}, warn() {} };
+
+export interface MeshNodeInit {
+  privateKey: PrivateKey;
+  /** The private mesh key (pnet): only nodes holding it can even complete a TCP handshake. */
+  psk: Uint8Array;
+  /** Namespaces topics; defaults to a name derived from the mesh key. */
+  meshId?: string;
+  /** Multiaddrs to listen on; default one random loopback port. */
+  listen?: string[];
+  /** Multiaddrs to keep a connection to (with or without /p2p/<id>); redialled when lost. */
+  bootstrap?: string[];
+  /** Find peers on the LAN by mDNS and dial them. */
+  mdns?: boolean;
+  /** How often lost bootstrap peers are redialled. Default 2 s. */
+  reconnectMs?: number;
+  maxConnections?: number;
+  logger?: MeshLogger;
+  /** Gossipsub overrides (tests, tuning). */
+  gossip?: Partial<GossipsubOpts>;
+  /** Wraps the gossipsub factory's components (tests that must forge what a hostile peer sends). */
+  wrapGossipComponents?: <C extends object>(components: C) => C;
+}
+
+const GOSSIP_KINDS: ReadonlySet<string> = new Set<GossipKind>(['advert', 'leave', 'events']);
+
+type Listeners = { [E in keyof MeshEvents]: Set<MeshEvents[E]> };
+
+class Libp2pMeshNode implements MeshNode {
+  readonly peerId: string;
+  readonly meshId: string;
+  private readonly topicOf: Record<GossipKind, string>;
+  private readonly kindOfTopic = new Map<string, GossipKind>();
+  private readonly listeners: Listeners = {
+    message: new Set(),
+    rejected: new Set(),
+    'peer:connect': new Set(),
+    'peer:disconnect': new Set(),
+  };
+  /** Validation already decoded each accepted gossip message; the delivery handler reuses it. */
+  private readonly validated = new WeakMap<Message, Envelope<GossipKind>>();
+  private readonly seq = new Map<MessageKind, number>();
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly libp2p: Libp2p<{ pubsub: GossipSub }>,
+    meshId: string,
+    private readonly bootstrap: string[],
+    private readonly log: MeshLogger,
+  ) {
+    this.peerId = libp2p.peerId.toString();
+    this.meshId = meshId;
+    const t = topics(meshId);
+    this.topicOf = { advert: t.adverts, leave: t.adverts, events: t.events };
+    this.kindOfTopic.set(t.adverts, 'advert');
+    this.kindOfTopic.set(t.events, 'events');
+  }
+
+  async init(reconnectMs: number): Promise<void> {
+    const pubsub = this.libp2p.services.pubsub;
+    for (const topic of this.kindOfTopic.keys()) {
+      pubsub.topicValidators.set(topic, (_peer, msg) => this.validateGossip(topic, msg));
+      pubsub.subscribe(topic);
+    }
+    pubsub.addEventListener('message', (evt) => this.deliverGossip(evt.detail));
+    this.libp2p.addEventListener('peer:connect', (evt) => this.emit('peer:connect', evt.detail.toString()));
+    this.libp2p.addEventListener('peer:disconnect', (evt) => this.emit('peer:disconnect', evt.detail.toString()));
+    this.libp2p.addEventListener('peer:discovery', (evt) => {
+      // mdns finds peers but does not dial them on its own.
+      if (this.stopped || this.libp2p.getConnections(evt.detail.id).length > 0) return;
+      this.libp2p
+        .dial(evt.detail.id)
+        .catch((err) => this.log.debug({ err: String(err) }, 'discovered peer not dialable'));
+    });
+    if (this.bootstrap.length > 0) {
+      await this.dialBootstrap();
+      this.reconnectTimer = setInterval(() => void this.dialBootstrap(), reconnectMs);
+      this.reconnectTimer.unref();
+    }
+  }
+
+  private async dialBootstrap(): Promise<void> {
+    const connected = new Set(this.libp2p.getConnections().map((c) => c.remoteAddr.toString()));
+    const connectedPeers = new Set(this.connectedPeers());
+    await Promise.all(
+      this.bootstrap.map(async (addr) => {
+        const ma = multiaddr(addr);
+        const id = ma.getComponents().find((c) => c.name === 'p2p')?.value;
+        if (id === this.peerId) return;
+        if (id ? connectedPeers.has(id) : connected.has(addr)) return;
+        try {
+          await this.libp2p.dial(ma, { signal: AbortSignal.timeout(5_000) });
+        } catch (err) {
+          if (!this.stopped) this.log.debug({ addr, err: String(err) }, 'bootstrap peer not reachable yet');
+        }
+      }),
+    );
+  }
+
+  private validateGossip(topic: string, msg: Message): TopicValidatorResult {
+    if (msg.type !== 'signed') return this.rejectGossip('unknown', { reason: 'bad-signature', detail: 'unsigned' });
+    const signer = msg.from.toString();
+    const decoded = decodeMessage(msg.data);
+    if (!decoded.ok) return this.rejectGossip(signer, decoded.rejection);
+    const m = decoded.message;
+    const expected = this.kindOfTopic.get(topic);
+    if (!GOSSIP_KINDS.has(m.kind) || (m.kind === 'events') !== (expected === 'events')) {
+      return this.rejectGossip(signer, { reason: 'unknown-kind', kind: m.kind, detail: `kind ${m.kind} on ${topic}` });
+    }
+    // The envelope's sender, and a node id inside an advert or leave, must be whoever signed it.
+    const claimed = m.kind === 'advert' || m.kind === 'leave' ? m.body.nodeId : m.from;
+    if (m.from !== signer || claimed !== signer) {
+      return this.rejectGossip(signer, {
+        reason: 'sender-mismatch',
+        kind: m.kind,
+        detail: `signed by ${signer}, claims ${claimed}`,
+      });
+    }
+    this.validated.set(msg, m as Envelope<GossipKind>);
+    return TopicValidatorResult.Accept;
+  }
+
+  private rejectGossip(peer: string, rejection: Rejection): TopicValidatorResult {
+    this.emit('rejected', rejection, peer);
+    return TopicValidatorResult.Reject;
+  }
+
+  private deliverGossip(msg: Message): void {
+    const envelope = this.validated.get(msg);
+    if (!envelope || msg.type !== 'signed') return;
+    this.emit('message', envelope, msg.from.toString());
+  }
+
+  /** Called by gossipsub's metrics hook for messages it drops before our validator sees them. */
+  countDroppedGossip(error: string): void {
+    const reason = /signature|key|from|seqno/i.test(error) ? 'bad-signature' : 'not-envelope';
+    this.emit('rejected', { reason, detail: `gossipsub: ${error}` }, 'gossipsub');
+  }
+
+  private emit<E extends keyof MeshEvents>(event: E, ...args: Parameters<MeshEvents[E]>): void {
+    for (const listener of this.listeners[event]) {
+      try {
+        (listener as (...a: unknown[]) => void)(...args);
+      } catch (err) {
+        // A listener's bug must not stop delivery to the others, nor escape into libp2p.
+        this.log.warn({ event, err: String(err) }, 'mesh event listener threw');
+      }
+    }
+  }
+
+  on<E extends keyof MeshEvents>(event: E, listener: MeshEvents[E]): () => void {
+    this.listeners[event].add(listener);
+    return () => this.listeners[event].delete(listener);
+  }
+
+  addrs(): string[] {
+    return this.libp2p.getMultiaddrs().map((ma) => ma.toString());
+  }
+
+  connectedPeers(): string[] {
+    return [...new Set(this.libp2p.getConnections().map((c) => c.remotePeer.toString()))];
+  }
+
+  private nextSeq(kind: MessageKind): number {
+    // Start from the clock so a restarted node's counter keeps rising.
+    const next = Math.max((this.seq.get(kind) ?? 0) + 1, Date.now() * 1000);
+    this.seq.set(kind, next);
+    return next;
+  }
+
+  async publish<K extends GossipKind>(kind: K, body: BodyOf<K>): Promise<void> {
+    const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
+    await this.libp2p.services.pubsub.publish(this.topicOf[kind], bytes);
+  }
+
+  async handle(protocol: string, handler: RequestHandler): Promise<void> {
+    await this.libp2p.handle(
+      protocol,
+      async (stream, connection) => {
+        const peer = connection.remotePeer.toString();
+        const signal = AbortSignal.timeout(60_000);
+        try {
+          const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES });
+          const decoded = decodeMessage((await lp.read({ signal })).subarray());
+          if (!decoded.ok) {
+            this.emit('rejected', decoded.rejection, peer);
+            stream.abort(new Error(`rejected: ${decoded.rejection.reason}`));
+            return;
+          }
+          if (decoded.message.from !== peer) {
+            this.emit('rejected', { reason: 'sender-mismatch', detail: `stream from ${peer}` }, peer);
+            stream.abort(new Error('rejected: sender-mismatch'));
+            return;
+          }
+          const reply = await handler(decoded.message, peer, signal);
+          if (!reply) {
+            stream.abort(new Error('no reply'));
+            return;
+          }
+          await lp.write(encodeMessage(reply.kind, this.peerId, this.nextSeq(reply.kind), reply.body), { signal });
+          await stream.close({ signal });
+        } catch (err) {
+          this.log.debug({ protocol, peer, err: String(err) }, 'direct request failed');
+          stream.abort(err instanceof Error ? err : new Error(String(err)));
+        }
+      },
+      { maxInboundStreams: 64 },
+    );
+  }
+
+  async request<K extends MessageKind>(
+    peer: string,
+    protocol: string,
+    kind: K,
+    body: BodyOf<K>,
+    options: RequestOptions = {},
+  ): Promise<Envelope> {
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    let stream: Stream | undefined;
+    try {
+      stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal });
+      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES });
+      await lp.write(encodeMessage(kind, this.peerId, this.nextSeq(kind), body), { signal });
+      const decoded = decodeMessage((await lp.read({ signal })).subarray());
+      await stream.close({ signal }).catch(() => {});
+      if (!decoded.ok) {
+        this.emit('rejected', decoded.rejection, peer);
+        throw new Error(`reply from ${peer} rejected: ${decoded.rejection.reason} (${decoded.rejection.detail})`);
+      }
+      if (decoded.message.from !== peer) throw new Error(`reply claims to be from ${decoded.message.from}`);
+      return decoded.message;
+    } catch (err) {
+      stream?.abort(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
+  }
+
+  async dial(addr: string, signal?: AbortSignal): Promise<void> {
+    await this.libp2p.dial(multiaddr(addr), { signal: signal ?? AbortSignal.timeout(10_000) });
+  }
+
+  async hangUp(peer: string): Promise<void> {
+    await this.libp2p.hangUp(peerIdFromString(peer));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.reconnectTimer);
+    await this.libp2p.stop();
+  }
+}
+
+/** Builds, starts and joins a mesh node: tcp + pnet + noise + yamux, identify, ping and signed gossipsub. */
+export async function createMeshNode(
+  init: MeshNodeInit,
+): Promise<MeshNode & { libp2p: Libp2p<{ pubsub: GossipSub }> }> {
+  const log = init.logger ?? silent;
+  const meshId = init.meshId ?? meshIdFromKey(init.psk);
+  let node: Libp2pMeshNode | undefined;
+  const gossipFactory = gossipsub({
+    globalSignaturePolicy: 'StrictSign',
+    allowPublishToZeroTopicPeers: true,
+    emitSelf: false,
+    // Messages are validated before they are forwarded, so a bad one stops at the first honest hop.
+    asyncValidation: false,
+    maxInboundDataLength: MAX_MESSAGE_BYTES + 64 * 1024,
+    metricsRegister: invalidGossipBridge((error) => node?.countDroppedGossip(error)),
+    metricsTopicStrToLabel: new Map(),
+    ...init.gossip,
+  });
+  const libp2p = await createLibp2p({
+    privateKey: init.privateKey,
+    addresses: { listen: init.listen ?? ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionProtector: preSharedKey({ psk: init.psk }),
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: init.mdns ? [mdns({ serviceTag: `hermes-${meshId}.local` })] : [],
+    connectionManager: { maxConnections: init.maxConnections ?? 200 },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: init.wrapGossipComponents
+        ? (components: Parameters<typeof gossipFactory>[0]) => gossipFactory(init.wrapGossipComponents!(components))
+        : gossipFactory,
+    },
+  });
+  node = new Libp2pMeshNode(libp2p, meshId, init.bootstrap ?? [], log);
+  await node.init(init.reconnectMs ?? 2_000);
+  return node as Libp2pMeshNode & { libp2p: Libp2p<{ pubsub: GossipSub }> };
+}
