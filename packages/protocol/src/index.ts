@@ -5,3 +5,4 @@ export * from './rejections.js';
 export * from './schema.js';
 export { sampleAdvert } from './testing/fixtures.js';
 export * from './topics.js';
+export * from './yaml.js';
