@@ -302,6 +302,10 @@ export async function createMeshNode(
     maxInboundDataLength: MAX_MESSAGE_BYTES + 64 * 1024,
     metricsRegister: invalidGossipBridge((error) => node?.countDroppedGossip(error)),
     metricsTopicStrToLabel: new Map(),
+    // Gossipsub's IP-colocation penalty defends open networks against sybils by graylisting peers that share an
+    // address. A hermes mesh is closed by its private key, and many nodes legitimately share one address
+    // (one host, one NAT): with the penalty on, the 11th node on a host is silently ignored.
+    scoreParams: { IPColocationFactorWeight: 0 },
     ...init.gossip,
   });
   const libp2p = await createLibp2p({
@@ -312,7 +316,13 @@ export async function createMeshNode(
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     peerDiscovery: init.mdns ? [mdns({ serviceTag: `hermes-${meshId}.local` })] : [],
-    connectionManager: { maxConnections: init.maxConnections ?? 200 },
+    connectionManager: {
+      maxConnections: init.maxConnections ?? 200,
+      // libp2p's default (5 new connections per second per remote host) starves a mesh whose nodes share
+      // a host or a NAT address; pnet already limits who can connect at all.
+      inboundConnectionThreshold: 50,
+      maxIncomingPendingConnections: 50,
+    },
     services: {
       identify: identify(),
       ping: ping(),
