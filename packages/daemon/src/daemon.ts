@@ -1,0 +1,263 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  createMembership,
+  createMeshNode,
+  loadOrCreateIdentity,
+  loadOrCreateMeshKey,
+  type Member,
+  type MembershipEvent,
+  type MeshNode,
+} from '@hermes-mesh/mesh';
+import { createProber, type ProbeResult } from '@hermes-mesh/probe';
+import { type Advert, createRejectionLog } from '@hermes-mesh/protocol';
+import type { Logger } from 'pino';
+import { createApi } from './api.js';
+import { ConfigError, type DaemonConfig } from './config.js';
+import { createDaemonMetrics } from './metrics.js';
+import { VERSION } from './version.js';
+
+export interface Daemon {
+  readonly peerId: string;
+  readonly meshId: string;
+  readonly apiUrl: string;
+  addrs(): string[];
+  advert(): Advert;
+  members(): Member[];
+  readonly mesh: MeshNode;
+  /** Announces leaving, so peers drop this node at once, then stops everything. */
+  stop(reason?: string): Promise<void>;
+}
+
+/** Written to the data dir while the daemon runs: how tools (and tests) find its API and addresses. */
+export interface DaemonStateFile {
+  pid: number;
+  peerId: string;
+  meshId: string;
+  name: string;
+  api: string;
+  addrs: string[];
+  startedAt: number;
+}
+
+export const STATE_FILE = 'hermesd.json';
+
+async function claimDataDir(dataDir: string): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  let previous: DaemonStateFile | undefined;
+  try {
+    previous = JSON.parse(await readFile(join(dataDir, STATE_FILE), 'utf8')) as DaemonStateFile;
+  } catch {
+    return;
+  }
+  if (previous.pid === process.pid) return;
+  try {
+    process.kill(previous.pid, 0);
+  } catch {
+    return; // Its process is gone (crash or kill -9): the data dir is free.
+  }
+  throw new ConfigError(
+    `data dir ${dataDir} is in use by hermesd pid ${previous.pid} (${previous.api}); stop it or pick another --data-dir`,
+  );
+}
+
+/** Starts hermesd: identity, mesh key, probe, libp2p mesh, membership, adverts and the local API. */
+export async function startDaemon(config: DaemonConfig, logger: Logger): Promise<Daemon> {
+  await claimDataDir(config.dataDir);
+  const identity = await loadOrCreateIdentity(join(config.dataDir, 'identity.key'));
+  const meshKey = await loadOrCreateMeshKey(config.meshKeyPath);
+  if (meshKey.created) {
+    logger.warn(
+      { meshKey: config.meshKeyPath },
+      'created a new private mesh key: copy this file to every node that should join this mesh and pass it with --mesh-key',
+    );
+  }
+  const metrics = createDaemonMetrics();
+  const prober = createProber({
+    nvidiaSmiPath: config.nvidiaSmi,
+    modelEndpoints: config.models,
+    logger: logger.child({ component: 'probe' }),
+  });
+  const startedAt = Date.now();
+  let probe: ProbeResult = await prober.probe();
+  const log = logger.child({ component: 'mesh' });
+  const mesh = await createMeshNode({
+    privateKey: identity.key,
+    psk: meshKey.psk,
+    listen: config.listen,
+    bootstrap: config.bootstrap,
+    mdns: config.mdns,
+    logger: log,
+  });
+  const rejections = createRejectionLog({
+    count: (r) => metrics.rejected.inc({ reason: r.reason, kind: r.kind ?? 'unknown' }),
+    log: (peer, r, suppressed) => log.warn({ peer, ...r, suppressed }, 'rejected a message from a peer'),
+  });
+  mesh.on('rejected', (rejection, peer) => rejections.record(peer, rejection));
+
+  const onMembershipEvent = (event: MembershipEvent) => {
+    const { member } = event;
+    if (member.self) return;
+    const fields = {
+      node: member.nodeId,
+      name: member.advert.name,
+      reason: 'reason' in event ? event.reason : undefined,
+    };
+    log.info(fields, `peer ${event.type}`);
+    if (event.type === 'joined' && !mesh.connectedPeers().includes(member.nodeId)) {
+      // Adverts reach us through any peer; a direct connection keeps gossip flowing if that peer dies.
+      void dialAny(mesh, member.advert.addrs).catch(() => {});
+    }
+  };
+  const membership = createMembership({
+    selfId: mesh.peerId,
+    now: Date.now,
+    heartbeatMs: config.heartbeatMs,
+    deadAfterMs: config.deadAfterMs,
+    onEvent: onMembershipEvent,
+  });
+  mesh.on('message', (message) => {
+    metrics.received.inc({ kind: message.kind });
+    if (message.kind === 'advert') membership.observeAdvert(message.body);
+    else if (message.kind === 'leave') membership.observeLeave(message.body.nodeId, message.body.reason);
+  });
+  mesh.on('peer:disconnect', (peer) => membership.observeDisconnect(peer));
+
+  let seq = 0;
+  const slots = config.slots ?? Math.max(1, probe.cpu.cores);
+  const buildAdvert = (): Advert => ({
+    nodeId: mesh.peerId,
+    name: config.name,
+    labels: config.labels,
+    tier: probe.tier,
+    cpu: probe.cpu,
+    mem: probe.mem,
+    gpus: probe.gpus,
+    models: probe.models,
+    slots: { total: slots, busy: 0 },
+    location: config.location,
+    draining: false,
+    version: VERSION,
+    addrs: mesh.addrs(),
+    startedAt,
+    seq: ++seq,
+  });
+  let current = buildAdvert();
+  membership.observeAdvert(current);
+
+  const publishAdvert = async () => {
+    current = buildAdvert();
+    membership.observeAdvert(current);
+    try {
+      await mesh.publish('advert', current);
+      metrics.published.inc({ kind: 'advert' });
+    } catch (err) {
+      log.warn({ err: String(err) }, 'could not publish advert');
+    }
+  };
+  await publishAdvert();
+
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, fn: () => void | Promise<void>) => {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return; // never pile up a slow probe behind itself
+      running = true;
+      Promise.resolve(fn())
+        .catch((err) => logger.error({ err: String(err) }, 'periodic task failed'))
+        .finally(() => {
+          running = false;
+        });
+    }, ms);
+    timers.push(timer);
+  };
+  every(config.heartbeatMs, publishAdvert);
+  every(Math.min(250, Math.max(50, config.heartbeatMs / 4)), () => {
+    membership.tick();
+    const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+    for (const m of membership.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
+    for (const [state, n] of Object.entries(counts)) metrics.members.set({ state }, n);
+    metrics.connectedPeers.set(mesh.connectedPeers().length);
+  });
+  every(config.probeIntervalMs, async () => {
+    const next = await prober.probe();
+    metrics.probeSeconds.observe(next.durationMs / 1000);
+    const changed =
+      JSON.stringify([next.models, next.gpus.length, next.tier]) !==
+      JSON.stringify([probe.models, probe.gpus.length, probe.tier]);
+    probe = next;
+    if (changed) await publishAdvert(); // Sent on change, not only on the next heartbeat.
+  });
+
+  const api = createApi({
+    self: () => current,
+    members: () => membership.members(),
+    metrics,
+    token: config.apiToken,
+    logger,
+  });
+  const apiAddress = await api.listen({ host: config.api.host, port: config.api.port });
+  const apiUrl = apiAddress.replace('0.0.0.0', '127.0.0.1');
+  const state: DaemonStateFile = {
+    pid: process.pid,
+    peerId: mesh.peerId,
+    meshId: mesh.meshId,
+    name: config.name,
+    api: apiUrl,
+    addrs: mesh.addrs(),
+    startedAt,
+  };
+  await writeFile(join(config.dataDir, STATE_FILE), JSON.stringify(state, null, 2));
+  logger.info(
+    {
+      peerId: mesh.peerId,
+      meshId: mesh.meshId,
+      addrs: state.addrs,
+      api: apiUrl,
+      tier: probe.tier,
+      identityCreated: identity.created,
+    },
+    'hermesd started',
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    peerId: mesh.peerId,
+    meshId: mesh.meshId,
+    apiUrl,
+    mesh,
+    addrs: () => mesh.addrs(),
+    advert: () => current,
+    members: () => membership.members(),
+    stop(reason = 'shutdown') {
+      stopping ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        try {
+          await Promise.race([
+            mesh.publish('leave', { nodeId: mesh.peerId, reason }),
+            new Promise((r) => setTimeout(r, 500)),
+          ]);
+        } catch (err) {
+          log.debug({ err: String(err) }, 'could not announce leaving');
+        }
+        await api.close();
+        await mesh.stop();
+        await prober.close();
+        await rm(join(config.dataDir, STATE_FILE), { force: true });
+        logger.info({ reason }, 'hermesd stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function dialAny(mesh: MeshNode, addrs: string[]): Promise<void> {
+  for (const addr of addrs) {
+    try {
+      await mesh.dial(addr, AbortSignal.timeout(3_000));
+      return;
+    } catch {
+      // try the next address
+    }
+  }
+}

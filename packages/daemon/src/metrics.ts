@@ -1,0 +1,46 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The daemon's Prometheus metrics, one registry per daemon so tests can run several in one process. */
+export function createDaemonMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'hermesd_' });
+  return {
+    registry,
+    rejected: new Counter({
+      name: 'hermes_messages_rejected_total',
+      help: 'Messages from peers rejected by validation, by reason and kind',
+      labelNames: ['reason', 'kind'] as const,
+      registers: [registry],
+    }),
+    received: new Counter({
+      name: 'hermes_messages_received_total',
+      help: 'Valid gossip messages received, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    published: new Counter({
+      name: 'hermes_messages_published_total',
+      help: 'Gossip messages published, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    members: new Gauge({
+      name: 'hermes_members',
+      help: 'Nodes in the membership table, by state',
+      labelNames: ['state'] as const,
+      registers: [registry],
+    }),
+    connectedPeers: new Gauge({
+      name: 'hermes_connected_peers',
+      help: 'Open libp2p peer connections',
+      registers: [registry],
+    }),
+    probeSeconds: new Histogram({
+      name: 'hermes_probe_duration_seconds',
+      help: 'Time of a full hardware and model probe',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+}
+export type DaemonMetrics = ReturnType<typeof createDaemonMetrics>;

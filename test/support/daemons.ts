@@ -1,0 +1,128 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { waitFor } from './wait.js';
+
+const HERMESD = resolve(import.meta.dirname, '../../packages/daemon/bin/hermesd.js');
+
+export interface DaemonProcess {
+  name: string;
+  dataDir: string;
+  proc: ChildProcess;
+  peerId: string;
+  api: string;
+  addrs: string[];
+  /** Everything the process wrote, for failure messages. */
+  output(): string;
+  get<T>(path: string): Promise<T>;
+  metrics(): Promise<string>;
+  exited: Promise<number | null>;
+}
+
+export interface DaemonOptions {
+  name: string;
+  dataDir?: string;
+  meshKey: string;
+  bootstrap?: string[];
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export function tempDir(prefix = 'hermes-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Starts a real hermesd process on loopback with random ports and waits until its API answers. */
+export async function startDaemonProcess(opts: DaemonOptions): Promise<DaemonProcess> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const args = [
+    HERMESD,
+    '--name',
+    opts.name,
+    '--data-dir',
+    dataDir,
+    '--mesh-key',
+    opts.meshKey,
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--api',
+    '127.0.0.1:0',
+    ...(opts.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
+    ...(opts.args ?? []),
+  ];
+  const proc = spawn(process.execPath, args, {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr!.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  const state = await waitFor(
+    () => {
+      if (proc.exitCode !== null) throw new Error(`hermesd ${opts.name} exited ${proc.exitCode}:\n${out}`);
+      const s = JSON.parse(readFileSync(join(dataDir, 'hermesd.json'), 'utf8'));
+      return s.pid === proc.pid ? s : undefined;
+    },
+    `hermesd ${opts.name} to start`,
+    20_000,
+  ).catch((err) => {
+    proc.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${out}`);
+  });
+  const get = async <T>(path: string) => {
+    const res = await fetch(`${state.api}${path}`, { signal: AbortSignal.timeout(5_000) });
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+    return (await res.json()) as T;
+  };
+  return {
+    name: opts.name,
+    dataDir,
+    proc,
+    peerId: state.peerId,
+    api: state.api,
+    addrs: state.addrs,
+    output: () => out,
+    get,
+    metrics: async () => (await fetch(`${state.api}/metrics`, { signal: AbortSignal.timeout(5_000) })).text(),
+    exited,
+  };
+}
+
+export interface PeerEntry {
+  nodeId: string;
+  name: string;
+  state: string;
+  self: boolean;
+}
+
+export async function peersOf(d: DaemonProcess): Promise<PeerEntry[]> {
+  return (await d.get<{ peers: PeerEntry[] }>('/v1/peers')).peers;
+}
+
+/** Stops a daemon for good: SIGTERM, then SIGKILL if it does not go. */
+export async function stopDaemon(d: DaemonProcess): Promise<void> {
+  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
+  d.proc.kill('SIGTERM');
+  const timer = setTimeout(() => d.proc.kill('SIGKILL'), 5_000);
+  await d.exited;
+  clearTimeout(timer);
+}
+
+/** Sum of a Prometheus counter's samples whose labels include all of `labels`. */
+export function counterValue(metricsText: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const line of metricsText.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+([-\d.eE+]+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const present = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => present[k] === v)) total += Number(m[4]);
+  }
+  return total;
+}
