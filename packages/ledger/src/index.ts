@@ -1,1 +1,28 @@
-export {};
+export type { ActionQuery, FoldImage, GoalQuery, RejectedEvent, SeqConflict } from './core.js';
+export { LedgerCore } from './core.js';
+export {
+  checkEnvelope,
+  checkSemantics,
+  EVENT_TYPES,
+  type EventData,
+  type EventInput,
+  type EventType,
+} from './events.js';
+export type { Action, ActionOutput, Flow, Goal, GoalState, LogEntry, NodeRecord, Recipe } from './fold.js';
+export { compareEvents } from './fold.js';
+export {
+  type AppendResult,
+  type IngestReport,
+  type Ledger,
+  type LedgerEntry,
+  type LedgerInit,
+  type Listener,
+  type OpenStats,
+  openLedger,
+} from './ledger.js';
+export { createReplicator, type Replicator, type ReplicatorInit, type ReplicatorStats } from './replicator.js';
+export { type SearchHit, tokenize } from './search.js';
+export { LedgerOpenError, type OpenErrorCode } from './storage.js';
+export { type EventPage, eventsMissingFrom, missingCount, type PageLimits } from './sync.js';
+export { createMemoryNetwork, type MemoryNetwork } from './testing/memory-mesh.js';
+export { FINAL_STATES, isLegalTransition, type Role, TRANSITIONS, WRITERS } from './transitions.js';

@@ -1,0 +1,147 @@
+import { ACTION_STATES, type ActionState, Int, LedgerEvent, List, Str } from '@hermes-mesh/protocol';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+
+/** Where an event's fold happens: the entity it belongs to. */
+export type EventScope = 'goal' | 'action' | 'node';
+
+const GoalState = Type.Union([Type.Literal('COMPLETED'), Type.Literal('FAILED')]);
+
+/** The `data` schema of every event type the fold understands, and which envelope fields it needs. */
+const EVENT_SPECS = {
+  /** A goal enters the ledger; `coordinator` is the origin that owns it (creates epochs, decides outcomes). */
+  'goal.submitted': {
+    scope: 'goal',
+    needs: ['goalId'],
+    data: Type.Object({ text: Str(65_536), coordinator: Str(128, 1), title: Type.Optional(Str(512)) }),
+  },
+  'goal.cancelled': { scope: 'goal', needs: ['goalId'], data: Type.Object({ reason: Str(4096) }) },
+  'goal.finished': {
+    scope: 'goal',
+    needs: ['goalId'],
+    data: Type.Object({ outcome: GoalState, summary: Type.Optional(Str(65_536)) }),
+  },
+  'flow.created': {
+    scope: 'goal',
+    needs: ['goalId'],
+    data: Type.Object({ flowId: Str(128, 1), persona: Str(256), description: Type.Optional(Str(4096)) }),
+  },
+  /** A recipe saved for replay without an LLM (DESIGN 6: prompts/{prompt_id}_{flow_id}_recipe.json). */
+  'recipe.saved': {
+    scope: 'goal',
+    needs: ['goalId'],
+    data: Type.Object({
+      promptId: Str(128, 1),
+      flowId: Str(128, 1),
+      actionId: Type.Optional(Str(128)),
+      ref: Str(1024, 1),
+    }),
+  },
+  'action.created': {
+    scope: 'action',
+    needs: ['goalId', 'actionId'],
+    data: Type.Object({
+      flowId: Str(128),
+      kind: Str(32, 1),
+      description: Str(16_384),
+      dependsOn: List(Str(128, 1), 1024),
+      /** Starts in PREVIEW_PENDING: a human approves before it is placed. */
+      preview: Type.Optional(Type.Boolean()),
+    }),
+  },
+  /** A transition of the action's ActionState; ASSIGNED carries the new epoch and the node. */
+  'action.state': {
+    scope: 'action',
+    needs: ['goalId', 'actionId', 'epoch', 'state'],
+    data: Type.Object({
+      node: Type.Optional(Str(128, 1)),
+      reason: Type.Optional(Str(4096)),
+      error: Type.Optional(Str(16_384)),
+    }),
+  },
+  /** Where the result of the current epoch lies, with a text summary that search indexes. */
+  'action.output': {
+    scope: 'action',
+    needs: ['goalId', 'actionId', 'epoch'],
+    data: Type.Object({ ref: Str(1024, 1), summary: Type.Optional(Str(65_536)), bytes: Type.Optional(Int()) }),
+  },
+  /** The origin node announces itself (name, tier, labels); node id = event origin. */
+  'node.registered': {
+    scope: 'node',
+    needs: [],
+    data: Type.Object({
+      name: Str(128, 1),
+      tier: Type.Optional(Str(32)),
+      location: Type.Optional(Str(16)),
+      labels: Type.Optional(Type.Record(Str(64), Str(256), { maxProperties: 64 })),
+    }),
+  },
+  'node.left': { scope: 'node', needs: [], data: Type.Object({ reason: Str(4096) }) },
+} as const satisfies Record<string, { scope: EventScope; needs: readonly EnvelopeField[]; data: TSchema }>;
+
+type EnvelopeField = 'goalId' | 'actionId' | 'epoch' | 'state';
+
+export type EventType = keyof typeof EVENT_SPECS;
+export const EVENT_TYPES = Object.keys(EVENT_SPECS) as EventType[];
+export type EventData<T extends EventType> = Static<(typeof EVENT_SPECS)[T]['data']>;
+
+/** What a caller hands to `append`: the ledger fills origin, seq, lamport and ts. */
+export type EventInput = {
+  [T in EventType]: {
+    type: T;
+    goalId?: string;
+    actionId?: string;
+    epoch?: number;
+    state?: ActionState;
+    data: EventData<T>;
+  };
+}[EventType];
+
+const envelopeChecker = TypeCompiler.Compile(LedgerEvent);
+const dataCheckers = new Map<string, { Check(value: unknown): boolean; Errors: (value: unknown) => ErrorIterator }>(
+  Object.entries(EVENT_SPECS).map(([type, spec]) => [type, TypeCompiler.Compile<TSchema>(spec.data)]),
+);
+
+interface ErrorIterator {
+  First(): { path: string; message: string } | undefined;
+}
+
+export function isEventType(type: string): type is EventType {
+  return Object.hasOwn(EVENT_SPECS, type);
+}
+
+export function scopeOf(type: EventType): EventScope {
+  return EVENT_SPECS[type].scope;
+}
+
+export type Checked<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Checks the wire shape only (origin, seq, ...): an event that fails it cannot even be placed in a log. */
+export function checkEnvelope(value: unknown): Checked<LedgerEvent> {
+  if (envelopeChecker.Check(value)) return { ok: true, value };
+  const first = envelopeChecker.Errors(value).First();
+  return { ok: false, reason: `invalid event${first ? ` ${first.path || '/'}: ${first.message}` : ''}` };
+}
+
+/**
+ * Checks what the fold needs: a known type, the envelope fields that type requires, and its `data` schema.
+ * An event that fails is still kept in its origin's log (so the log has no gap) but the fold records it as rejected.
+ */
+export function checkSemantics(event: LedgerEvent): string | undefined {
+  if (!isEventType(event.type)) return `unknown event type ${JSON.stringify(event.type)}`;
+  const spec = EVENT_SPECS[event.type];
+  for (const field of spec.needs) {
+    if (event[field] === undefined) return `${event.type} needs ${field}`;
+  }
+  const checker = dataCheckers.get(event.type)!;
+  if (!checker.Check(event.data)) {
+    const first = checker.Errors(event.data).First();
+    return `${event.type} data${first ? `${first.path || '/'}: ${first.message}` : ' invalid'}`;
+  }
+  if (event.type === 'action.state' && event.state === 'ASSIGNED' && !(event.data as { node?: string }).node) {
+    return 'action.state ASSIGNED needs data.node';
+  }
+  return undefined;
+}
+
+export const KNOWN_STATES: ReadonlySet<string> = new Set(ACTION_STATES);

@@ -1,0 +1,346 @@
+import type { ActionState, LedgerEvent } from '@hermes-mesh/protocol';
+import type { EventData } from './events.js';
+import { FINAL_STATES, isLegalTransition, mayWrite, type Role } from './transitions.js';
+
+export type GoalState = 'ACTIVE' | 'CANCELLED' | 'COMPLETED' | 'FAILED';
+
+export interface Flow {
+  id: string;
+  persona: string;
+  description?: string;
+  createdAt: number;
+}
+
+export interface Recipe {
+  promptId: string;
+  flowId: string;
+  actionId?: string;
+  ref: string;
+  savedBy: string;
+  savedAt: number;
+}
+
+export interface Goal {
+  id: string;
+  text: string;
+  title?: string;
+  /** The origin that owns the goal: it alone creates epochs and decides outcomes. */
+  coordinator: string;
+  submittedBy: string;
+  state: GoalState;
+  submittedAt: number;
+  updatedAt: number;
+  finishedAt?: number;
+  reason?: string;
+  summary?: string;
+  flows: Flow[];
+  recipes: Recipe[];
+}
+
+export interface ActionOutput {
+  ref: string;
+  summary?: string;
+  bytes?: number;
+  node: string;
+  epoch: number;
+  at: number;
+}
+
+export interface Action {
+  id: string;
+  goalId: string;
+  flowId: string;
+  kind: string;
+  description: string;
+  dependsOn: string[];
+  state: ActionState;
+  /** The fencing token: bumped by every (re)assignment; 0 before the first. */
+  epoch: number;
+  node?: string;
+  attempts: number;
+  createdAt: number;
+  updatedAt: number;
+  assignedAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  output?: ActionOutput;
+  error?: string;
+  reason?: string;
+}
+
+export interface NodeRecord {
+  id: string;
+  name: string;
+  tier?: string;
+  location?: string;
+  labels: Record<string, string>;
+  state: 'UP' | 'LEFT';
+  registeredAt: number;
+  updatedAt: number;
+  reason?: string;
+}
+
+/** One event as this replica holds it: `position` is the local ingest order, `size` its encoded bytes. */
+export interface LogEntry {
+  readonly event: LedgerEvent;
+  readonly position: number;
+  readonly size: number;
+}
+
+/** A goal, action or node together with its own events in replay order. */
+export interface Entity<V> {
+  readonly key: string;
+  entries: LogEntry[];
+  view: V | undefined;
+  rejected: Map<LogEntry, string>;
+}
+
+/** The replay order of DESIGN 4: (epoch, Lamport clock, origin, seq). Total, so every replica sorts alike. */
+export function compareEvents(a: LedgerEvent, b: LedgerEvent): number {
+  const ea = a.epoch ?? 0;
+  const eb = b.epoch ?? 0;
+  if (ea !== eb) return ea - eb;
+  if (a.lamport !== b.lamport) return a.lamport - b.lamport;
+  if (a.origin !== b.origin) return a.origin < b.origin ? -1 : 1;
+  return a.seq - b.seq;
+}
+
+/** What an action's fold needs from outside itself: its goal's coordinator. */
+export interface FoldContext {
+  coordinatorOf(goalId: string): string | undefined;
+}
+
+export type Apply<V> = (entity: Entity<V>, event: LedgerEvent, context: FoldContext) => string | undefined;
+
+/**
+ * Adds an entry to an entity. When it sorts after every entry already there (the usual case) it is applied on
+ * top of the current view; otherwise it is inserted in order and the entity alone is re-folded from scratch.
+ * Returns true when the entity was re-folded.
+ */
+export function addToEntity<V>(entity: Entity<V>, entry: LogEntry, apply: Apply<V>, context: FoldContext): boolean {
+  const entries = entity.entries;
+  const last = entries[entries.length - 1];
+  if (last === undefined || compareEvents(last.event, entry.event) < 0) {
+    entries.push(entry);
+    applyEntry(entity, entry, apply, context);
+    return false;
+  }
+  entries.splice(insertionIndex(entries, entry.event), 0, entry);
+  refold(entity, apply, context);
+  return true;
+}
+
+function insertionIndex(entries: LogEntry[], event: LedgerEvent): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareEvents(entries[mid]!.event, event) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export function refold<V>(entity: Entity<V>, apply: Apply<V>, context: FoldContext): void {
+  entity.view = undefined;
+  entity.rejected.clear();
+  for (const entry of entity.entries) applyEntry(entity, entry, apply, context);
+}
+
+function applyEntry<V>(entity: Entity<V>, entry: LogEntry, apply: Apply<V>, context: FoldContext): void {
+  const reason = apply(entity, entry.event, context);
+  if (reason !== undefined) entity.rejected.set(entry, reason);
+}
+
+// ---- goals ----
+
+export const applyGoalEvent: Apply<Goal> = (entity, event) => {
+  const goal = entity.view;
+  if (event.type === 'goal.submitted') {
+    if (goal) return `goal ${event.goalId} was already submitted by ${goal.submittedBy}`;
+    const data = event.data as EventData<'goal.submitted'>;
+    entity.view = {
+      id: event.goalId!,
+      text: data.text,
+      ...(data.title === undefined ? {} : { title: data.title }),
+      coordinator: data.coordinator,
+      submittedBy: event.origin,
+      state: 'ACTIVE',
+      submittedAt: event.ts,
+      updatedAt: event.ts,
+      flows: [],
+      recipes: [],
+    };
+    return undefined;
+  }
+  if (!goal) return `goal ${event.goalId} not submitted`;
+  if (event.type === 'recipe.saved') {
+    const data = event.data as EventData<'recipe.saved'>;
+    goal.recipes.push({ ...data, savedBy: event.origin, savedAt: event.ts });
+    goal.updatedAt = event.ts;
+    return undefined;
+  }
+  if (event.origin !== goal.coordinator) return `${event.type} is the coordinator's (${goal.coordinator})`;
+  switch (event.type) {
+    case 'flow.created': {
+      const data = event.data as EventData<'flow.created'>;
+      if (goal.flows.some((f) => f.id === data.flowId)) return `flow ${data.flowId} already exists`;
+      const flow: Flow = { id: data.flowId, persona: data.persona, createdAt: event.ts };
+      if (data.description !== undefined) flow.description = data.description;
+      goal.flows.push(flow);
+      break;
+    }
+    case 'goal.cancelled': {
+      if (goal.state !== 'ACTIVE') return `goal is ${goal.state}`;
+      goal.state = 'CANCELLED';
+      goal.reason = (event.data as EventData<'goal.cancelled'>).reason;
+      goal.finishedAt = event.ts;
+      break;
+    }
+    case 'goal.finished': {
+      if (goal.state !== 'ACTIVE') return `goal is ${goal.state}`;
+      const data = event.data as EventData<'goal.finished'>;
+      goal.state = data.outcome;
+      if (data.summary !== undefined) goal.summary = data.summary;
+      goal.finishedAt = event.ts;
+      break;
+    }
+    default:
+      return `${event.type} does not apply to a goal`;
+  }
+  goal.updatedAt = event.ts;
+  return undefined;
+};
+
+// ---- actions ----
+
+export const applyActionEvent: Apply<Action> = (entity, event, context) => {
+  const coordinator = context.coordinatorOf(event.goalId!);
+  if (coordinator === undefined) return `goal ${event.goalId} not submitted`;
+  const action = entity.view;
+  if (event.type === 'action.created') {
+    if (action) return `action ${event.actionId} already exists`;
+    if (event.origin !== coordinator) return `action.created is the coordinator's (${coordinator})`;
+    entity.view = createdAction(event);
+    return undefined;
+  }
+  if (!action) return `action ${event.actionId} not created`;
+  if (event.goalId !== action.goalId) return `action ${action.id} belongs to goal ${action.goalId}`;
+  const roles = rolesOf(event.origin, action, coordinator);
+  if (event.type === 'action.state') return applyTransition(action, event, roles);
+  if (event.type === 'action.output') return applyOutput(action, event, roles);
+  return `${event.type} does not apply to an action`;
+};
+
+function createdAction(event: LedgerEvent): Action {
+  const data = event.data as EventData<'action.created'>;
+  return {
+    id: event.actionId!,
+    goalId: event.goalId!,
+    flowId: data.flowId,
+    kind: data.kind,
+    description: data.description,
+    dependsOn: [...data.dependsOn],
+    state: data.preview ? 'PREVIEW_PENDING' : 'PENDING',
+    epoch: 0,
+    attempts: 0,
+    createdAt: event.ts,
+    updatedAt: event.ts,
+  };
+}
+
+function rolesOf(origin: string, action: Action, coordinator: string): Set<Role> {
+  const roles = new Set<Role>();
+  if (origin === coordinator) roles.add('coordinator');
+  if (action.node !== undefined && origin === action.node) roles.add('worker');
+  return roles;
+}
+
+/** Epoch fencing: an event speaks for the epoch it names; only the current one may change the action. */
+function epochMismatch(action: Action, epoch: number): string | undefined {
+  if (epoch < action.epoch) return `stale epoch ${epoch} (current ${action.epoch})`;
+  if (epoch > action.epoch) return `epoch ${epoch} not assigned (current ${action.epoch})`;
+  return undefined;
+}
+
+function applyTransition(action: Action, event: LedgerEvent, roles: Set<Role>): string | undefined {
+  const to = event.state!;
+  const epoch = event.epoch!;
+  const data = event.data as EventData<'action.state'>;
+  if (to === 'ASSIGNED') {
+    if (!roles.has('coordinator')) return `ASSIGNED is the coordinator's, not ${event.origin}'s`;
+    if (epoch <= action.epoch) return `stale epoch ${epoch}: ASSIGNED needs an epoch above ${action.epoch}`;
+  } else {
+    const mismatch = epochMismatch(action, epoch);
+    if (mismatch) return mismatch;
+    if (!mayWrite(to, roles)) return `${event.origin} may not set ${to} (epoch ${epoch} belongs to ${action.node})`;
+  }
+  if (!isLegalTransition(action.state, to)) return `illegal transition ${action.state} -> ${to}`;
+  action.state = to;
+  action.updatedAt = event.ts;
+  switch (to) {
+    case 'ASSIGNED':
+      // A new epoch starts clean: nothing a previous worker reported carries over.
+      action.epoch = epoch;
+      action.node = data.node!;
+      action.attempts++;
+      action.assignedAt = event.ts;
+      delete action.startedAt;
+      delete action.output;
+      delete action.error;
+      delete action.reason;
+      break;
+    case 'IN_PROGRESS':
+      action.startedAt = event.ts;
+      break;
+    case 'ERROR':
+      action.error = data.error ?? data.reason ?? 'error';
+      break;
+    default:
+      if (FINAL_STATES.has(to) || to === 'COMPLETED') action.finishedAt = event.ts;
+  }
+  if (data.reason !== undefined) action.reason = data.reason;
+  return undefined;
+}
+
+const OUTPUT_STATES: ReadonlySet<ActionState> = new Set(['IN_PROGRESS', 'STATUS_VERIFICATION_REQUESTED']);
+
+function applyOutput(action: Action, event: LedgerEvent, roles: Set<Role>): string | undefined {
+  const mismatch = epochMismatch(action, event.epoch!);
+  if (mismatch) return mismatch;
+  if (!roles.has('worker')) return `output is the assigned node's (${action.node}), not ${event.origin}'s`;
+  if (!OUTPUT_STATES.has(action.state)) return `output not accepted in state ${action.state}`;
+  const data = event.data as EventData<'action.output'>;
+  action.output = { ...data, node: event.origin, epoch: event.epoch!, at: event.ts };
+  action.updatedAt = event.ts;
+  return undefined;
+}
+
+// ---- nodes ----
+
+export const applyNodeEvent: Apply<NodeRecord> = (entity, event) => {
+  const node = entity.view;
+  if (event.type === 'node.registered') {
+    const data = event.data as EventData<'node.registered'>;
+    const record: NodeRecord = {
+      id: event.origin,
+      name: data.name,
+      labels: { ...(data.labels ?? {}) },
+      state: 'UP',
+      registeredAt: node?.registeredAt ?? event.ts,
+      updatedAt: event.ts,
+    };
+    if (data.tier !== undefined) record.tier = data.tier;
+    if (data.location !== undefined) record.location = data.location;
+    entity.view = record;
+    return undefined;
+  }
+  if (event.type === 'node.left') {
+    if (!node) return `node ${event.origin} never registered`;
+    node.state = 'LEFT';
+    node.reason = (event.data as EventData<'node.left'>).reason;
+    node.updatedAt = event.ts;
+    return undefined;
+  }
+  return `${event.type} does not apply to a node`;
+};

@@ -1,0 +1,442 @@
+import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
+import { type ActionQuery, type GoalQuery, LedgerCore, type RejectedEvent, type SeqConflict } from './core.js';
+import { checkEnvelope, checkSemantics, type EventInput } from './events.js';
+import type { Action, Goal, LogEntry, NodeRecord } from './fold.js';
+import type { SearchHit } from './search.js';
+import {
+  type BatchOp,
+  checkFormatMarker,
+  type Db,
+  decodeStoredEvent,
+  encodeEvent,
+  eventKey,
+  GroupCommit,
+  LedgerOpenError,
+  openDatabase,
+  readSnapshot,
+  readStoredEvents,
+  snapshotOps,
+} from './storage.js';
+import { type EventPage, eventsMissingFrom, type PageLimits } from './sync.js';
+
+export interface LedgerInit {
+  /** Directory of the LevelDB database; created when missing. */
+  path: string;
+  /** This node's id: the origin of every event it appends. */
+  origin: string;
+  /** fsync every batch: an acknowledged append then survives power loss, not only a killed process. */
+  sync?: boolean;
+  /** Write a snapshot of the fold after this many new events (default 100 000; 0 turns snapshots off). */
+  snapshotEvery?: number;
+  /** Clock for event timestamps (ms). The fold never reads a clock; only appends do, through this. */
+  now?: () => number;
+}
+
+export type AppendResult =
+  | {
+      ok: true;
+      event: LedgerEvent;
+      position: number;
+      /** Set when the fold recorded the event as rejected (illegal transition, stale epoch, not allowed, ...). */
+      rejected?: string;
+    }
+  | { ok: false; error: string };
+
+export interface IngestReport {
+  /** Events new to this replica, now folded and durable (including held ones they released). */
+  accepted: number;
+  duplicates: number;
+  /** Events parked behind a gap in their origin's seq. */
+  held: number;
+  invalid: Array<{ reason: string }>;
+  conflicts: SeqConflict[];
+}
+
+/** One event at its local ingest position, as subscribers see it. */
+export interface LedgerEntry {
+  position: number;
+  event: LedgerEvent;
+}
+
+export type Listener = (entries: LedgerEntry[]) => void;
+
+export interface OpenStats {
+  events: number;
+  /** Position of the snapshot used; 0 when the fold was rebuilt from the whole log. */
+  snapshotPosition: number;
+  /** Why a stored snapshot was not used, when it was not. */
+  snapshotIgnored?: string;
+  ms: number;
+}
+
+export interface Ledger {
+  readonly origin: string;
+  readonly openStats: OpenStats;
+  append(input: EventInput): Promise<AppendResult>;
+  /** Appends several events in one batch; results in input order. */
+  appendMany(inputs: readonly EventInput[]): Promise<AppendResult[]>;
+  /** Takes events from other replicas (any order, duplicates fine). Resolves once the new ones are durable. */
+  ingest(events: readonly unknown[]): Promise<IngestReport>;
+  goal(id: string): Goal | undefined;
+  goals(query?: GoalQuery): Goal[];
+  action(id: string): Action | undefined;
+  actions(query?: ActionQuery): Action[];
+  node(id: string): NodeRecord | undefined;
+  nodes(): NodeRecord[];
+  rejections(filter?: { goalId?: string; actionId?: string }): RejectedEvent[];
+  conflicts(): readonly SeqConflict[];
+  /** Origins with events waiting behind a gap. */
+  gaps(): Array<{ origin: string; have: number; heldFrom: number; held: number }>;
+  versionVector(): VersionVector;
+  /** Durable events the holder of `have` lacks, one page. */
+  eventsSince(have: VersionVector, limit: number, maxBytes?: number): EventPage;
+  /** Highest durable local position. */
+  position(): number;
+  /**
+   * Calls `listener` with every durable entry after `fromPosition`, in position order with none skipped or
+   * repeated: first the backlog, then live. Returns the unsubscribe function.
+   */
+  subscribe(fromPosition: number, listener: Listener): () => void;
+  search(query: string, limit?: number): SearchHit[];
+  stateHash(): string;
+  counts(): ReturnType<LedgerCore['counts']>;
+  close(): Promise<void>;
+}
+
+const DELIVERY_CHUNK = 1000;
+const DEFAULT_SNAPSHOT_EVERY = 100_000;
+
+/** Opens (or creates) a ledger: checks the format marker, loads the log and snapshot, rebuilds the fold. */
+export async function openLedger(init: LedgerInit): Promise<Ledger> {
+  const started = performance.now();
+  const db = await openDatabase(init.path);
+  try {
+    await checkFormatMarker(db, init.path);
+    const core = new LedgerCore();
+    const snapshot = await loadInto(core, db, init.path);
+    const openStats = { events: core.position, ...snapshot, ms: performance.now() - started };
+    return new LevelLedger(db, core, init, openStats);
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function loadInto(core: LedgerCore, db: Db, path: string): Promise<Omit<OpenStats, 'events' | 'ms'>> {
+  const snapshot = await readSnapshot(db);
+  const snapshotPosition = snapshot && 'image' in snapshot ? snapshot.meta.position : 0;
+  let vectorAtSnapshot: VersionVector | undefined;
+  for await (const batch of readStoredEvents(db)) {
+    for (const [position, value] of batch) {
+      restoreStoredEntry(core, position, value, path);
+      if (position === snapshotPosition) vectorAtSnapshot = core.versionVector();
+    }
+  }
+  let snapshotIgnored = snapshot && 'error' in snapshot ? snapshot.error : undefined;
+  if (snapshot && 'image' in snapshot) {
+    snapshotIgnored = restoreSnapshot(core, snapshot.image, snapshotPosition, vectorAtSnapshot);
+  }
+  const from = snapshotIgnored === undefined ? snapshotPosition : 0;
+  for (let i = from; i < core.byPosition.length; i++) core.foldEntry(core.byPosition[i]!);
+  return snapshotIgnored === undefined
+    ? { snapshotPosition }
+    : { snapshotPosition: 0, snapshotIgnored };
+}
+
+function restoreStoredEntry(core: LedgerCore, position: number, value: Buffer, path: string): void {
+  const corrupt = (why: string) =>
+    new LedgerOpenError('corrupt', `${path}: stored event at position ${position} ${why}; restore from a replica`);
+  if (position !== core.position + 1) throw corrupt(`follows position ${core.position}`);
+  let decoded: unknown;
+  try {
+    decoded = decodeStoredEvent(value);
+  } catch (err) {
+    throw corrupt(`cannot be decoded (${(err as Error).message})`);
+  }
+  const checked = checkEnvelope(decoded);
+  if (!checked.ok) throw corrupt(`is not an event (${checked.reason})`);
+  if (checked.value.seq !== core.seqOf(checked.value.origin) + 1) throw corrupt('breaks its origin sequence');
+  core.appendEntry(checked.value, value.length);
+}
+
+/** Restores the fold from a snapshot image; returns why it could not be used, or undefined when it was. */
+function restoreSnapshot(
+  core: LedgerCore,
+  image: unknown,
+  position: number,
+  vectorAtSnapshot: VersionVector | undefined,
+): string | undefined {
+  const { vector, fold } = (image ?? {}) as { vector?: VersionVector; fold?: Parameters<LedgerCore['restoreFold']>[0] };
+  if (!vector || !fold || fold.position !== position) return 'snapshot image malformed';
+  if (!vectorAtSnapshot || !sameVector(vector, vectorAtSnapshot)) return 'snapshot does not match the log';
+  try {
+    core.restoreFold(fold);
+    return undefined;
+  } catch (err) {
+    // A half-restored fold is unusable: start the fold over from the log.
+    core.resetFold();
+    return `snapshot unusable: ${(err as Error).message}`;
+  }
+}
+
+function sameVector(a: VersionVector, b: VersionVector): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+}
+
+/** Copies only the fields of a LedgerEvent: a peer's extra fields are neither stored nor passed on. */
+function normalizeEvent(event: LedgerEvent): LedgerEvent {
+  const out: LedgerEvent = {
+    origin: event.origin,
+    seq: event.seq,
+    lamport: event.lamport,
+    ts: event.ts,
+    type: event.type,
+  };
+  if (event.goalId !== undefined) out.goalId = event.goalId;
+  if (event.actionId !== undefined) out.actionId = event.actionId;
+  if (event.epoch !== undefined) out.epoch = event.epoch;
+  if (event.state !== undefined) out.state = event.state;
+  if (event.data !== undefined) out.data = event.data;
+  return out;
+}
+
+interface Subscription {
+  cursor: number;
+  listener: Listener;
+  active: boolean;
+  pumping: boolean;
+}
+
+class LevelLedger implements Ledger {
+  private readonly committer: GroupCommit;
+  private readonly now: () => number;
+  private readonly snapshotEvery: number;
+  private durable: number;
+  private lastSnapshot: { position: number; parts: number } | undefined;
+  private readonly subscriptions = new Set<Subscription>();
+  private closed = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly core: LedgerCore,
+    private readonly init: LedgerInit,
+    readonly openStats: OpenStats,
+  ) {
+    this.now = init.now ?? Date.now;
+    this.snapshotEvery = init.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
+    this.durable = core.position;
+    this.committer = new GroupCommit(db, init.sync ?? false, (mark) => this.onWritten(mark));
+  }
+
+  get origin(): string {
+    return this.init.origin;
+  }
+
+  async append(input: EventInput): Promise<AppendResult> {
+    const [result] = await this.appendMany([input]);
+    return result!;
+  }
+
+  async appendMany(inputs: readonly EventInput[]): Promise<AppendResult[]> {
+    const unusable = this.unusable();
+    if (unusable) return inputs.map(() => ({ ok: false, error: unusable }));
+    const results: AppendResult[] = [];
+    const ops: BatchOp[] = [];
+    for (const input of inputs) results.push(this.appendOne(input, ops));
+    if (ops.length > 0) {
+      this.maybeSnapshot(ops);
+      const written = await this.write(ops);
+      if (written) return results.map((r) => (r.ok ? { ok: false, error: written } : r));
+    }
+    return results;
+  }
+
+  private appendOne(input: EventInput, ops: BatchOp[]): AppendResult {
+    const event = normalizeEvent({
+      ...input,
+      origin: this.init.origin,
+      seq: this.core.seqOf(this.init.origin) + 1,
+      lamport: this.core.clock + 1,
+      ts: this.now(),
+    } as LedgerEvent);
+    const envelope = checkEnvelope(event);
+    if (!envelope.ok) return { ok: false, error: envelope.reason };
+    const invalid = checkSemantics(event);
+    if (invalid !== undefined) return { ok: false, error: invalid };
+    const bytes = encodeEvent(event);
+    const outcome = this.core.accept(event, bytes);
+    if (outcome.kind !== 'applied') return { ok: false, error: `seq ${event.seq} already used (${outcome.kind})` };
+    for (const { entry, bytes: b } of outcome.entries) ops.push({ type: 'put', key: eventKey(entry.position), value: b });
+    const entry = outcome.entries[0]!.entry;
+    const rejected = this.core.rejectionOf(entry);
+    return rejected === undefined
+      ? { ok: true, event, position: entry.position }
+      : { ok: true, event, position: entry.position, rejected };
+  }
+
+  async ingest(events: readonly unknown[]): Promise<IngestReport> {
+    const report: IngestReport = { accepted: 0, duplicates: 0, held: 0, invalid: [], conflicts: [] };
+    const unusable = this.unusable();
+    if (unusable) {
+      report.invalid = events.map(() => ({ reason: unusable }));
+      return report;
+    }
+    const ops: BatchOp[] = [];
+    for (const raw of events) this.ingestOne(raw, report, ops);
+    if (ops.length > 0) {
+      this.maybeSnapshot(ops);
+      await this.write(ops);
+    }
+    return report;
+  }
+
+  private ingestOne(raw: unknown, report: IngestReport, ops: BatchOp[]): void {
+    const checked = checkEnvelope(raw);
+    if (!checked.ok) {
+      report.invalid.push({ reason: checked.reason });
+      return;
+    }
+    const event = normalizeEvent(checked.value);
+    const bytes = encodeEvent(event);
+    const outcome = this.core.accept(event, bytes);
+    switch (outcome.kind) {
+      case 'applied':
+        report.accepted += outcome.entries.length;
+        for (const { entry, bytes: b } of outcome.entries) {
+          ops.push({ type: 'put', key: eventKey(entry.position), value: b });
+        }
+        return;
+      case 'duplicate':
+        report.duplicates++;
+        return;
+      case 'held':
+        report.held++;
+        return;
+      case 'conflict':
+        report.conflicts.push(outcome.conflict);
+    }
+  }
+
+  /** Returns an error message when the batch could not be written. */
+  private async write(ops: BatchOp[]): Promise<string | undefined> {
+    try {
+      await this.committer.write(ops, this.core.position);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  }
+
+  private unusable(): string | undefined {
+    if (this.closed) return 'ledger is closed';
+    return this.committer.failed?.message;
+  }
+
+  /** Queues a snapshot behind the events it covers (same write queue, so never ahead of them on disk). */
+  private maybeSnapshot(ops: BatchOp[]): void {
+    if (this.snapshotEvery <= 0) return;
+    const position = this.core.position;
+    if (position - (this.lastSnapshot?.position ?? this.openStats.snapshotPosition) < this.snapshotEvery) return;
+    const image = { vector: this.core.versionVector(), fold: this.core.foldImage() };
+    const snapshot = snapshotOps(image, position, this.lastSnapshot);
+    for (const op of snapshot) ops.push(op);
+    const parts = snapshot.filter((op) => op.type === 'put').length - 1;
+    this.lastSnapshot = { position, parts };
+  }
+
+  private onWritten(mark: number): void {
+    // Batches are written in order, so every position up to the batch's mark is now durable.
+    if (mark <= this.durable) return;
+    this.durable = mark;
+    for (const sub of this.subscriptions) this.pump(sub);
+  }
+
+  goal(id: string) {
+    return this.core.goal(id);
+  }
+  goals(query?: GoalQuery) {
+    return this.core.goalsMatching(query);
+  }
+  action(id: string) {
+    return this.core.action(id);
+  }
+  actions(query?: ActionQuery) {
+    return this.core.actionsMatching(query);
+  }
+  node(id: string) {
+    return this.core.node(id);
+  }
+  nodes() {
+    return this.core.nodeList();
+  }
+  rejections(filter?: { goalId?: string; actionId?: string }) {
+    return this.core.rejections(filter);
+  }
+  conflicts() {
+    return this.core.conflicts();
+  }
+  gaps() {
+    return this.core.gaps();
+  }
+  versionVector() {
+    return this.core.versionVector();
+  }
+  position() {
+    return this.durable;
+  }
+  search(query: string, limit?: number) {
+    return this.core.search(query, limit);
+  }
+  stateHash() {
+    return this.core.stateHash();
+  }
+  counts() {
+    return this.core.counts();
+  }
+
+  eventsSince(have: VersionVector, limit: number, maxBytes?: number): EventPage {
+    const limits: PageLimits = { limit, maxPosition: this.durable };
+    if (maxBytes !== undefined) limits.maxBytes = maxBytes;
+    return eventsMissingFrom(this.core.logs, have, limits);
+  }
+
+  subscribe(fromPosition: number, listener: Listener): () => void {
+    const sub: Subscription = { cursor: Math.max(0, fromPosition), listener, active: true, pumping: false };
+    this.subscriptions.add(sub);
+    setImmediate(() => this.pump(sub));
+    return () => {
+      sub.active = false;
+      this.subscriptions.delete(sub);
+    };
+  }
+
+  /** Delivers a subscriber's backlog in chunks, yielding between them so a long backlog never stalls the node. */
+  private pump(sub: Subscription): void {
+    if (!sub.active || sub.pumping || sub.cursor >= this.durable) return;
+    sub.pumping = true;
+    const end = Math.min(this.durable, sub.cursor + DELIVERY_CHUNK);
+    const entries = this.core.byPosition.slice(sub.cursor, end).map(toLedgerEntry);
+    sub.cursor = end;
+    try {
+      sub.listener(entries);
+    } catch {
+      // A failing subscriber must not break the ledger or other subscribers; it still gets later entries.
+    }
+    sub.pumping = false;
+    if (sub.cursor < this.durable) setImmediate(() => this.pump(sub));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const sub of this.subscriptions) sub.active = false;
+    this.subscriptions.clear();
+    await this.committer.drain();
+    await this.db.close();
+  }
+}
+
+function toLedgerEntry(entry: LogEntry): LedgerEntry {
+  return { position: entry.position, event: entry.event };
+}

@@ -1,0 +1,190 @@
+import type { MeshNode } from '@hermes-mesh/mesh';
+import { type LedgerEvent, MessageTooLargeError, PROTOCOLS } from '@hermes-mesh/protocol';
+import type { LedgerEntry, Ledger } from './ledger.js';
+
+export interface ReplicatorInit {
+  ledger: Ledger;
+  /** Any MeshNode: the libp2p one, or an in-memory fake in tests. */
+  mesh: MeshNode;
+  /** Anti-entropy period: pull from every connected peer this often (default 5000 ms; 0 = only on connect/gaps). */
+  intervalMs?: number;
+  /** Most events asked for per sync page (default 5000). */
+  pageLimit?: number;
+  /** Most event bytes served per sync page (default 6 MiB, under the 8 MiB sync-res cap). */
+  pageBytes?: number;
+  /** Most events per gossip message (default 500; split further if a message would pass the 1 MiB cap). */
+  pushBatch?: number;
+  /** Per-request timeout (default 10 s). */
+  timeoutMs?: number;
+}
+
+export interface ReplicatorStats {
+  pushedEvents: number;
+  receivedEvents: number;
+  pulledEvents: number;
+  servedPages: number;
+  syncRounds: number;
+  errors: number;
+  lastError?: string;
+}
+
+export interface Replicator {
+  /** Pulls from `peer` page by page until it has nothing this replica lacks. Resolves with the events gained. */
+  syncWith(peer: string): Promise<number>;
+  /** syncWith every connected peer. */
+  syncAll(): Promise<number>;
+  stats(): ReplicatorStats;
+  stop(): void;
+}
+
+const DEFAULTS = { intervalMs: 5000, pageLimit: 5000, pageBytes: 6 * 1024 * 1024, pushBatch: 500, timeoutMs: 10_000 };
+
+/**
+ * Replicates a ledger over a mesh: pushes this node's new events on gossip, pulls whatever it lacks by version
+ * vector over the ledger-sync protocol (on connect, on a gap, and periodically), and serves those pulls.
+ */
+export async function createReplicator(init: ReplicatorInit): Promise<Replicator> {
+  const options = { ...DEFAULTS, ...definedOnly(init) };
+  const { ledger, mesh } = init;
+  const stats: ReplicatorStats = {
+    pushedEvents: 0,
+    receivedEvents: 0,
+    pulledEvents: 0,
+    servedPages: 0,
+    syncRounds: 0,
+    errors: 0,
+  };
+  let stopped = false;
+  const inFlight = new Map<string, Promise<number>>();
+  /** Peers to pull from again once the current pull ends (a gap showed up meanwhile). */
+  const again = new Set<string>();
+
+  const fail = (err: unknown) => {
+    stats.errors++;
+    stats.lastError = err instanceof Error ? err.message : String(err);
+  };
+
+  await mesh.handle(PROTOCOLS.ledgerSync, async (request) => {
+    if (stopped || request.kind !== 'sync-req') return undefined;
+    const body = request.body as { have: Record<string, number>; limit: number };
+    stats.servedPages++;
+    const page = ledger.eventsSince(body.have, Math.min(body.limit, options.pageLimit), options.pageBytes);
+    return { kind: 'sync-res', body: page };
+  });
+
+  async function pullFrom(peer: string): Promise<number> {
+    let gained = 0;
+    for (;;) {
+      const have = ledger.versionVector();
+      const reply = await mesh.request(
+        peer,
+        PROTOCOLS.ledgerSync,
+        'sync-req',
+        { have, limit: options.pageLimit },
+        { timeoutMs: options.timeoutMs },
+      );
+      if (reply.kind !== 'sync-res') throw new Error(`${peer} answered sync-req with ${reply.kind}`);
+      const page = reply.body as { events: LedgerEvent[]; more: boolean };
+      const report = await ledger.ingest(page.events);
+      gained += report.accepted;
+      stats.syncRounds++;
+      // A page that teaches nothing cannot be followed by one that does: stop rather than loop.
+      if (!page.more || report.accepted === 0) return gained;
+    }
+  }
+
+  function syncWith(peer: string): Promise<number> {
+    const running = inFlight.get(peer);
+    if (running) {
+      again.add(peer);
+      return running;
+    }
+    const pull = pullFrom(peer)
+      .then((gained) => {
+        stats.pulledEvents += gained;
+        return gained;
+      })
+      .catch((err) => {
+        fail(err);
+        return 0;
+      })
+      .finally(() => {
+        inFlight.delete(peer);
+        if (again.delete(peer) && !stopped) void syncWith(peer);
+      });
+    inFlight.set(peer, pull);
+    return pull;
+  }
+
+  async function syncAll(): Promise<number> {
+    const gained = await Promise.all(mesh.connectedPeers().map(syncWith));
+    return gained.reduce((a, b) => a + b, 0);
+  }
+
+  // ---- push ----
+  let outbox: LedgerEvent[] = [];
+  let flushScheduled = false;
+  const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
+    for (const { event } of entries) if (event.origin === ledger.origin) outbox.push(event);
+    if (outbox.length > 0 && !flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushOutbox);
+    }
+  });
+
+  function flushOutbox(): void {
+    flushScheduled = false;
+    const events = outbox;
+    outbox = [];
+    for (let i = 0; i < events.length; i += options.pushBatch) publish(events.slice(i, i + options.pushBatch));
+  }
+
+  function publish(events: LedgerEvent[]): void {
+    if (stopped || events.length === 0) return;
+    mesh.publish('events', { events }).then(
+      () => {
+        stats.pushedEvents += events.length;
+      },
+      (err) => {
+        if (err instanceof MessageTooLargeError && events.length > 1) {
+          const half = Math.ceil(events.length / 2);
+          publish(events.slice(0, half));
+          publish(events.slice(half));
+        } else fail(err);
+      },
+    );
+  }
+
+  // ---- receive ----
+  const offMessage = mesh.on('message', (message, peer) => {
+    if (stopped || message.kind !== 'events') return;
+    const events = (message.body as { events: LedgerEvent[] }).events;
+    stats.receivedEvents += events.length;
+    ledger.ingest(events).then((report) => {
+      // Held events mean a gap: what fills it is on the sender (and maybe elsewhere); ask for it now.
+      if (report.held > 0 || ledger.gaps().length > 0) void syncWith(peer);
+    }, fail);
+  });
+  const offConnect = mesh.on('peer:connect', (peer) => {
+    if (!stopped) void syncWith(peer);
+  });
+  const timer = options.intervalMs > 0 ? setInterval(() => void syncAll(), options.intervalMs) : undefined;
+  timer?.unref();
+
+  return {
+    syncWith,
+    syncAll,
+    stats: () => ({ ...stats }),
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+      unsubscribe();
+      offMessage();
+      offConnect();
+    },
+  };
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

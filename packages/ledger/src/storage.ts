@@ -1,0 +1,246 @@
+import type { LedgerEvent } from '@hermes-mesh/protocol';
+import { Level } from 'level';
+import { Packr } from 'msgpackr';
+
+export type Db = Level<Buffer, Buffer>;
+export type BatchOp = { type: 'put'; key: Buffer; value: Buffer | Uint8Array } | { type: 'del'; key: Buffer };
+
+/** Plain maps in and out, like the protocol codec: a stored event decodes to exactly what was received. */
+export const eventPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+/**
+ * Snapshots are ours alone: records make them smaller and faster to read back. A fresh Packr per snapshot keeps
+ * every record definition inside the snapshot's own bytes, so it never depends on state outside them.
+ */
+function snapshotPackr(): Packr {
+  return new Packr({ useRecords: true, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+}
+
+export const FORMAT = 'hermes-ledger';
+export const FORMAT_VERSION = 1;
+
+/** Key layout: one byte of kind, then a big-endian number, so LevelDB's byte order is log order. */
+export const MARKER_KEY = Buffer.from('\x00hermes-ledger/format', 'latin1');
+const SNAPSHOT_META_KEY = Buffer.from('\x00hermes-ledger/snapshot', 'latin1');
+const EVENT_PREFIX = 0x65; // 'e' + u64 position
+const SNAPSHOT_PREFIX = 0x73; // 's' + u64 position + u32 part
+const SNAPSHOT_PART_BYTES = 4 * 1024 * 1024;
+
+export function eventKey(position: number): Buffer {
+  const key = Buffer.allocUnsafe(9);
+  key[0] = EVENT_PREFIX;
+  key.writeBigUInt64BE(BigInt(position), 1);
+  return key;
+}
+
+export function positionOfKey(key: Buffer): number {
+  return Number(key.readBigUInt64BE(1));
+}
+
+function snapshotPartKey(position: number, part: number): Buffer {
+  const key = Buffer.allocUnsafe(13);
+  key[0] = SNAPSHOT_PREFIX;
+  key.writeBigUInt64BE(BigInt(position), 1);
+  key.writeUInt32BE(part, 9);
+  return key;
+}
+
+export type OpenErrorCode = 'foreign-database' | 'unsupported-version' | 'corrupt' | 'locked' | 'cannot-open';
+
+/** Why a ledger could not be opened. Thrown by openLedger; its message says what to do. */
+export class LedgerOpenError extends Error {
+  constructor(
+    readonly code: OpenErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'LedgerOpenError';
+  }
+}
+
+export async function openDatabase(path: string): Promise<Db> {
+  const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  try {
+    await db.open();
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new LedgerOpenError('locked', `${path} is in use by another process (LevelDB lock held)`, { cause: err });
+    }
+    if (cause?.code === 'LEVEL_CORRUPTION') {
+      throw new LedgerOpenError('corrupt', `${path} is a corrupt LevelDB: ${cause.message}`, { cause: err });
+    }
+    const detail = cause?.message ?? (err as Error).message;
+    throw new LedgerOpenError('cannot-open', `cannot open ledger at ${path}: ${detail}`, { cause: err });
+  }
+  return db;
+}
+
+/** Makes sure the database is ours (or empty, then claims it): never read or write someone else's data. */
+export async function checkFormatMarker(db: Db, path: string): Promise<void> {
+  const raw = await db.get(MARKER_KEY);
+  if (raw === undefined) {
+    const [anyKey] = await db.keys({ limit: 1 }).all();
+    if (anyKey !== undefined) {
+      throw new LedgerOpenError('foreign-database', `${path} holds a LevelDB that is not a hermes ledger (no marker)`);
+    }
+    await db.put(MARKER_KEY, eventPackr.pack({ format: FORMAT, version: FORMAT_VERSION }), { sync: true });
+    return;
+  }
+  let marker: unknown;
+  try {
+    marker = eventPackr.unpack(raw);
+  } catch {
+    marker = undefined;
+  }
+  const { format, version } = (marker ?? {}) as { format?: unknown; version?: unknown };
+  if (format !== FORMAT) {
+    throw new LedgerOpenError('foreign-database', `${path} has a format marker that is not a hermes ledger's`);
+  }
+  if (version !== FORMAT_VERSION) {
+    throw new LedgerOpenError(
+      'unsupported-version',
+      `${path} is ledger format ${String(version)}; this build reads ${FORMAT_VERSION}`,
+    );
+  }
+}
+
+/** Reads the stored log in position order, `batch` entries at a time. */
+export async function* readStoredEvents(db: Db, batch = 2048): AsyncGenerator<Array<[number, Buffer]>> {
+  const iterator = db.iterator({ gte: eventKey(0), lt: Buffer.from([EVENT_PREFIX + 1]) });
+  try {
+    for (;;) {
+      const entries = await iterator.nextv(batch);
+      if (entries.length === 0) return;
+      yield entries.map(([key, value]) => [positionOfKey(key), value]);
+    }
+  } finally {
+    await iterator.close();
+  }
+}
+
+export function decodeStoredEvent(value: Buffer): unknown {
+  return eventPackr.unpack(value);
+}
+
+export function encodeEvent(event: LedgerEvent): Buffer {
+  return eventPackr.pack(event);
+}
+
+// ---- snapshots ----
+
+interface SnapshotMeta {
+  position: number;
+  parts: number;
+}
+
+/** Batch operations that store `image` as the snapshot at `position` and drop the previous one, atomically. */
+export function snapshotOps(image: unknown, position: number, previous: SnapshotMeta | undefined): BatchOp[] {
+  const bytes = snapshotPackr().pack(image);
+  const ops: BatchOp[] = [];
+  if (previous && previous.position !== position) {
+    for (let part = 0; part < previous.parts; part++) {
+      ops.push({ type: 'del', key: snapshotPartKey(previous.position, part) });
+    }
+  }
+  const parts = Math.max(1, Math.ceil(bytes.length / SNAPSHOT_PART_BYTES));
+  for (let part = 0; part < parts; part++) {
+    const value = bytes.subarray(part * SNAPSHOT_PART_BYTES, (part + 1) * SNAPSHOT_PART_BYTES);
+    ops.push({ type: 'put', key: snapshotPartKey(position, part), value });
+  }
+  ops.push({ type: 'put', key: SNAPSHOT_META_KEY, value: eventPackr.pack({ position, parts } satisfies SnapshotMeta) });
+  return ops;
+}
+
+export type StoredSnapshot = { meta: SnapshotMeta; image: unknown } | { meta?: SnapshotMeta; error: string };
+
+/** Reads the latest snapshot; a missing part or bad bytes come back as an error value (then: full replay). */
+export async function readSnapshot(db: Db): Promise<StoredSnapshot | undefined> {
+  const rawMeta = await db.get(SNAPSHOT_META_KEY);
+  if (rawMeta === undefined) return undefined;
+  let meta: SnapshotMeta;
+  try {
+    meta = eventPackr.unpack(rawMeta) as SnapshotMeta;
+    if (!Number.isSafeInteger(meta.position) || !Number.isSafeInteger(meta.parts)) throw new Error('bad meta');
+  } catch {
+    return { error: 'snapshot meta unreadable' };
+  }
+  const keys = Array.from({ length: meta.parts }, (_, part) => snapshotPartKey(meta.position, part));
+  const parts = await db.getMany(keys);
+  if (parts.some((p) => p === undefined)) return { meta, error: 'snapshot part missing' };
+  try {
+    return { meta, image: snapshotPackr().unpack(Buffer.concat(parts as Buffer[])) };
+  } catch (err) {
+    return { meta, error: `snapshot undecodable: ${(err as Error).message}` };
+  }
+}
+
+/**
+ * Group commit: every write asked for while one batch is on its way goes, together, into the next one.
+ * A caller's promise resolves once its operations are on disk (fsynced too when `sync`).
+ */
+export class GroupCommit {
+  private pending: BatchOp[] = [];
+  private waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  private scheduled = false;
+  private writing = false;
+  private failure: Error | undefined;
+  /** The highest log position among the queued operations: durable once their batch is written. */
+  private pendingMark = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly sync: boolean,
+    private readonly onWritten: (mark: number) => void,
+  ) {}
+
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  write(ops: BatchOp[], mark = 0): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    for (const op of ops) this.pending.push(op);
+    if (mark > this.pendingMark) this.pendingMark = mark;
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.schedule();
+    return done;
+  }
+
+  /** Resolves when everything asked for so far is written. */
+  async drain(): Promise<void> {
+    if (this.pending.length === 0 && !this.writing) return;
+    await this.write([]).catch(() => {});
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.writing) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: appends made across a tick's microtasks still share one batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const ops = this.pending;
+    const waiters = this.waiters;
+    const mark = this.pendingMark;
+    this.pending = [];
+    this.waiters = [];
+    this.writing = true;
+    try {
+      if (ops.length > 0) await this.db.batch(ops, { sync: this.sync });
+      this.onWritten(mark);
+      for (const w of waiters) w.resolve();
+    } catch (err) {
+      this.failure = new Error(`ledger write failed; the ledger is read-only now: ${(err as Error).message}`);
+      for (const w of [...waiters, ...this.waiters]) w.reject(this.failure);
+      this.waiters = [];
+    } finally {
+      this.writing = false;
+    }
+    if (this.waiters.length > 0 && !this.failure) this.schedule();
+  }
+}

@@ -1,0 +1,49 @@
+import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
+import type { LogEntry } from './fold.js';
+
+export interface EventPage {
+  events: LedgerEvent[];
+  /** True when the requester still lacks events after this page: ask again with the updated vector. */
+  more: boolean;
+}
+
+export interface PageLimits {
+  /** Most events in one page. */
+  limit: number;
+  /** Most encoded bytes of events in one page (keeps a page under the wire cap); at least one event always fits. */
+  maxBytes?: number;
+  /** Only entries at or below this local position (those already durable) are served. */
+  maxPosition?: number;
+}
+
+/**
+ * The events a requester lacks given its version vector, one bounded page. Each origin's events go out in seq
+ * order from just after what the requester has, so a page never opens a gap in the requester's logs.
+ */
+export function eventsMissingFrom(
+  logs: ReadonlyMap<string, readonly LogEntry[]>,
+  have: VersionVector,
+  { limit, maxBytes = Number.POSITIVE_INFINITY, maxPosition = Number.POSITIVE_INFINITY }: PageLimits,
+): EventPage {
+  const events: LedgerEvent[] = [];
+  let bytes = 0;
+  for (const origin of [...logs.keys()].sort()) {
+    const log = logs.get(origin)!;
+    for (let i = Math.max(0, have[origin] ?? 0); i < log.length; i++) {
+      const entry = log[i]!;
+      if (entry.position > maxPosition) break;
+      const full = events.length >= limit || (events.length > 0 && bytes + entry.size > maxBytes);
+      if (full) return { events, more: true };
+      events.push(entry.event);
+      bytes += entry.size;
+    }
+  }
+  return { events, more: false };
+}
+
+/** How many events `have` lacks against `logs` (for progress and tests). */
+export function missingCount(logs: ReadonlyMap<string, readonly LogEntry[]>, have: VersionVector): number {
+  let n = 0;
+  for (const [origin, log] of logs) n += Math.max(0, log.length - (have[origin] ?? 0));
+  return n;
+}

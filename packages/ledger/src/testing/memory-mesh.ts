@@ -1,0 +1,189 @@
+import type { GossipKind, MeshEvents, MeshNode, RequestHandler, RequestOptions } from '@hermes-mesh/mesh';
+import { type BodyOf, decodeMessage, type Envelope, encodeMessage, type MessageKind } from '@hermes-mesh/protocol';
+
+/**
+ * An in-memory network of MeshNodes for tests and benchmarks: same interface, same codec (every message is
+ * encoded, size-capped and validated as on the wire), no sockets. Links can be cut and restored to make
+ * partitions; gossip floods each connected component, as a formed gossipsub mesh would.
+ */
+export interface MemoryNetwork {
+  node(peerId: string): MeshNode;
+  connect(a: string, b: string): void;
+  disconnect(a: string, b: string): void;
+  /** Cuts every link of `peer` (it goes offline but keeps its state). */
+  isolate(peer: string): void;
+  /** Connects every pair of the given peers. */
+  connectAll(peers: string[]): void;
+}
+
+type Listeners = { [E in keyof MeshEvents]: Set<MeshEvents[E]> };
+
+export function createMemoryNetwork(): MemoryNetwork {
+  const nodes = new Map<string, MemoryMeshNode>();
+  const links = new Map<string, Set<string>>();
+  const linksOf = (peer: string) => {
+    let set = links.get(peer);
+    if (!set) {
+      set = new Set();
+      links.set(peer, set);
+    }
+    return set;
+  };
+
+  const network: Network = {
+    neighbours: (peer) => [...linksOf(peer)],
+    node(peerId) {
+      if (nodes.has(peerId)) throw new Error(`peer ${peerId} already exists`);
+      const node = new MemoryMeshNode(peerId, network);
+      nodes.set(peerId, node);
+      return node;
+    },
+    get: (peer) => nodes.get(peer),
+    connect(a, b) {
+      if (a === b || linksOf(a).has(b)) return;
+      linksOf(a).add(b);
+      linksOf(b).add(a);
+      setImmediate(() => {
+        nodes.get(a)?.emit('peer:connect', b);
+        nodes.get(b)?.emit('peer:connect', a);
+      });
+    },
+    disconnect(a, b) {
+      if (!linksOf(a).has(b)) return;
+      linksOf(a).delete(b);
+      linksOf(b).delete(a);
+      nodes.get(a)?.emit('peer:disconnect', b);
+      nodes.get(b)?.emit('peer:disconnect', a);
+    },
+    isolate(peer) {
+      for (const other of [...linksOf(peer)]) network.disconnect(peer, other);
+    },
+    connectAll(peers) {
+      for (const a of peers) for (const b of peers) if (a < b) network.connect(a, b);
+    },
+    reachable(from) {
+      const seen = new Set([from]);
+      const queue = [from];
+      while (queue.length > 0) {
+        for (const next of linksOf(queue.shift()!)) {
+          if (!seen.has(next)) {
+            seen.add(next);
+            queue.push(next);
+          }
+        }
+      }
+      seen.delete(from);
+      return [...seen];
+    },
+  };
+  return network;
+}
+
+type Network = MemoryNetwork & {
+  reachable(from: string): string[];
+  neighbours(peer: string): string[];
+  get(peer: string): MemoryMeshNode | undefined;
+};
+
+class MemoryMeshNode implements MeshNode {
+  readonly meshId = 'memory';
+  private readonly listeners: Listeners = {
+    message: new Set(),
+    rejected: new Set(),
+    'peer:connect': new Set(),
+    'peer:disconnect': new Set(),
+  };
+  private readonly handlers = new Map<string, RequestHandler>();
+  private seq = 0;
+  private stopped = false;
+
+  constructor(
+    readonly peerId: string,
+    private readonly network: Network,
+  ) {}
+
+  addrs(): string[] {
+    return [`/memory/${this.peerId}`];
+  }
+
+  connectedPeers(): string[] {
+    return this.stopped ? [] : this.network.neighbours(this.peerId);
+  }
+
+  private isNeighbour(peer: string): boolean {
+    return this.network.neighbours(this.peerId).includes(peer);
+  }
+
+  async publish<K extends GossipKind>(kind: K, body: BodyOf<K>): Promise<void> {
+    const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
+    for (const peer of this.network.reachable(this.peerId)) {
+      setImmediate(() => this.network.get(peer)?.deliver(bytes, this.peerId));
+    }
+  }
+
+  deliver(bytes: Uint8Array, from: string): void {
+    if (this.stopped) return;
+    const decoded = decodeMessage(bytes);
+    if (!decoded.ok) {
+      this.emit('rejected', decoded.rejection, from);
+      return;
+    }
+    this.emit('message', decoded.message as Envelope<GossipKind>, from);
+  }
+
+  on<E extends keyof MeshEvents>(event: E, listener: MeshEvents[E]): () => void {
+    this.listeners[event].add(listener);
+    return () => this.listeners[event].delete(listener);
+  }
+
+  emit<E extends keyof MeshEvents>(event: E, ...args: Parameters<MeshEvents[E]>): void {
+    if (this.stopped) return;
+    for (const listener of this.listeners[event]) (listener as (...a: Parameters<MeshEvents[E]>) => void)(...args);
+  }
+
+  async handle(protocol: string, handler: RequestHandler): Promise<void> {
+    this.handlers.set(protocol, handler);
+  }
+
+  async serve(protocol: string, bytes: Uint8Array, from: string): Promise<Uint8Array> {
+    const handler = this.handlers.get(protocol);
+    if (this.stopped || !handler) throw new Error(`${this.peerId} does not serve ${protocol}`);
+    const decoded = decodeMessage(bytes);
+    if (!decoded.ok) throw new Error(`rejected: ${decoded.rejection.reason}`);
+    const reply = await handler(decoded.message, from, AbortSignal.timeout(60_000));
+    if (!reply) throw new Error('no reply');
+    return encodeMessage(reply.kind, this.peerId, ++this.seq, reply.body);
+  }
+
+  async request<K extends MessageKind>(
+    peer: string,
+    protocol: string,
+    kind: K,
+    body: BodyOf<K>,
+    _options?: RequestOptions,
+  ): Promise<Envelope> {
+    const target = this.network.get(peer);
+    if (this.stopped || !target || !this.isNeighbour(peer)) throw new Error(`not connected to ${peer}`);
+    const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
+    // A macrotask hop each way, like a real stream: no request completes within the caller's tick.
+    await new Promise((resolve) => setImmediate(resolve));
+    const replyBytes = await target.serve(protocol, bytes, this.peerId);
+    await new Promise((resolve) => setImmediate(resolve));
+    const decoded = decodeMessage(replyBytes);
+    if (!decoded.ok) throw new Error(`reply from ${peer} rejected: ${decoded.rejection.reason}`);
+    return decoded.message;
+  }
+
+  async dial(multiaddr: string): Promise<void> {
+    this.network.connect(this.peerId, multiaddr.replace('/memory/', ''));
+  }
+
+  async hangUp(peer: string): Promise<void> {
+    this.network.disconnect(this.peerId, peer);
+  }
+
+  async stop(): Promise<void> {
+    this.network.isolate(this.peerId);
+    this.stopped = true;
+  }
+}

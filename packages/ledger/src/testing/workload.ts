@@ -1,0 +1,50 @@
+import type { EventInput } from '../events.js';
+
+export interface LifecycleOptions {
+  /** Prefix of goal and action ids; make it unique per writer. */
+  prefix: string;
+  goals: number;
+  actionsPerGoal: number;
+  /** The coordinator origin named in goal.submitted, and the node actions are assigned to. */
+  coordinator: string;
+  worker: string;
+  /** Words the goal texts are made of (search benchmarks). */
+  words?: readonly string[];
+}
+
+const WORDS = ['summarise', 'report', 'invoice', 'translate', 'french', 'audit', 'logs', 'compress', 'dataset', 'plan'];
+
+/** Goal text: a few words chosen by index, so texts differ but repeat words like real requests do. */
+export function goalText(i: number, words: readonly string[] = WORDS): string {
+  const pick = (k: number) => words[(i * 7 + k * 13 + ((i >> k) % 5)) % words.length]!;
+  return `${pick(0)} the ${pick(1)} ${pick(2)} number ${i}`;
+}
+
+/**
+ * The events of whole goals run to completion by one coordinator and one worker: the events a busy mesh writes.
+ * A coordinator and worker that are the same origin give one replica a self-contained, fully legal history.
+ */
+export function lifecycleInputs(options: LifecycleOptions): EventInput[] {
+  const { prefix, coordinator, worker } = options;
+  const out: EventInput[] = [];
+  for (let g = 0; g < options.goals; g++) {
+    const goalId = `${prefix}-g${g}`;
+    out.push({ type: 'goal.submitted', goalId, data: { text: goalText(g, options.words), coordinator } });
+    for (let a = 0; a < options.actionsPerGoal; a++) {
+      const actionId = `${goalId}-a${a}`;
+      const ids = { goalId, actionId };
+      out.push({
+        type: 'action.created',
+        ...ids,
+        data: { flowId: 'main', kind: 'builtin', description: `step ${a}`, dependsOn: [] },
+      });
+      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'ASSIGNED', data: { node: worker } });
+      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'IN_PROGRESS', data: {} });
+      out.push({ type: 'action.output', ...ids, epoch: 1, data: { ref: `out/${actionId}`, summary: `done ${a}` } });
+      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'STATUS_VERIFICATION_REQUESTED', data: {} });
+      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'COMPLETED', data: {} });
+    }
+    out.push({ type: 'goal.finished', goalId, data: { outcome: 'COMPLETED' } });
+  }
+  return out;
+}
