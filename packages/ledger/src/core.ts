@@ -210,12 +210,14 @@ export class LedgerCore {
     }
     switch (scopeOf(event.type as EventType)) {
       case 'goal':
-        return this.foldGoal(entry);
+        this.foldGoal(entry);
+        break;
       case 'action':
-        return this.foldAction(entry);
+        this.foldAction(entry);
+        break;
       case 'node':
         this.addTo(this.nodes, event.origin, entry, applyNodeEvent);
-        return;
+        break;
     }
   }
 
@@ -440,7 +442,8 @@ export class LedgerCore {
     restoreEntities(this.actions, image.actions, entryAt);
     restoreEntities(this.nodes, image.nodes, entryAt);
     for (const [position, reason] of image.unroutable) this.unroutable.set(entryAt(position), reason);
-    for (const [id, entity] of this.goals) if (entity.view) this.searchIndex.setDocument('goal', id, goalText(entity.view));
+    for (const [id, entity] of this.goals)
+      if (entity.view) this.searchIndex.setDocument('goal', id, goalText(entity.view));
     for (const [id, entity] of this.actions) {
       for (const entry of entity.entries) addToSet(this.actionIdsByGoalRef, entry.event.goalId!, id);
       this.reindexAction(id, undefined, entity.view);

@@ -268,8 +268,8 @@ function applyTransition(action: Action, event: LedgerEvent, roles: Set<Role>): 
   const epoch = event.epoch!;
   const data = event.data as EventData<'action.state'>;
   if (to === 'ASSIGNED') {
-    if (!roles.has('coordinator')) return `ASSIGNED is the coordinator's, not ${event.origin}'s`;
     if (epoch <= action.epoch) return `stale epoch ${epoch}: ASSIGNED needs an epoch above ${action.epoch}`;
+    if (!roles.has('coordinator')) return `ASSIGNED is the coordinator's, not ${event.origin}'s`;
   } else {
     const mismatch = epochMismatch(action, epoch);
     if (mismatch) return mismatch;

@@ -138,9 +138,7 @@ async function loadInto(core: LedgerCore, db: Db, path: string): Promise<Omit<Op
   }
   const from = snapshotIgnored === undefined ? snapshotPosition : 0;
   for (let i = from; i < core.byPosition.length; i++) core.foldEntry(core.byPosition[i]!);
-  return snapshotIgnored === undefined
-    ? { snapshotPosition }
-    : { snapshotPosition: 0, snapshotIgnored };
+  return snapshotIgnored === undefined ? { snapshotPosition } : { snapshotPosition: 0, snapshotIgnored };
 }
 
 function restoreStoredEntry(core: LedgerCore, position: number, value: Buffer, path: string): void {
@@ -267,7 +265,8 @@ class LevelLedger implements Ledger {
     const bytes = encodeEvent(event);
     const outcome = this.core.accept(event, bytes);
     if (outcome.kind !== 'applied') return { ok: false, error: `seq ${event.seq} already used (${outcome.kind})` };
-    for (const { entry, bytes: b } of outcome.entries) ops.push({ type: 'put', key: eventKey(entry.position), value: b });
+    for (const { entry, bytes: b } of outcome.entries)
+      ops.push({ type: 'put', key: eventKey(entry.position), value: b });
     const entry = outcome.entries[0]!.entry;
     const rejected = this.core.rejectionOf(entry);
     return rejected === undefined

@@ -1,6 +1,6 @@
 import type { MeshNode } from '@hermes-mesh/mesh';
 import { type LedgerEvent, MessageTooLargeError, PROTOCOLS } from '@hermes-mesh/protocol';
-import type { LedgerEntry, Ledger } from './ledger.js';
+import type { Ledger, LedgerEntry } from './ledger.js';
 
 export interface ReplicatorInit {
   ledger: Ledger;

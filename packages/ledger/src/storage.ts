@@ -6,7 +6,12 @@ export type Db = Level<Buffer, Buffer>;
 export type BatchOp = { type: 'put'; key: Buffer; value: Buffer | Uint8Array } | { type: 'del'; key: Buffer };
 
 /** Plain maps in and out, like the protocol codec: a stored event decodes to exactly what was received. */
-export const eventPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' });
+export const eventPackr = new Packr({
+  useRecords: false,
+  mapsAsObjects: true,
+  moreTypes: false,
+  int64AsType: 'number',
+});
 /**
  * Snapshots are ours alone: records make them smaller and faster to read back. A fresh Packr per snapshot keeps
  * every record definition inside the snapshot's own bytes, so it never depends on state outside them.

@@ -1,0 +1,173 @@
+import type { LedgerEvent } from '@hermes-mesh/protocol';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { LedgerCore } from './core.js';
+import { type Action, applyActionEvent, compareEvents, type Entity } from './fold.js';
+import { simulateHistory, WORKERS } from './testing/simulate.js';
+import { TRANSITIONS } from './transitions.js';
+
+const NO_BYTES = new Uint8Array(0);
+
+function fold(events: readonly LedgerEvent[]): LedgerCore {
+  const core = new LedgerCore();
+  for (const event of events) core.accept(structuredClone(event), NO_BYTES);
+  return core;
+}
+
+/** A permutation with some events repeated: what gossip plus anti-entropy deliver. */
+const shuffledWithDuplicates = (events: LedgerEvent[]) =>
+  fc
+    .tuple(
+      fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length }),
+      fc.array(fc.nat({ max: Math.max(0, events.length - 1) }), { maxLength: 20 }),
+    )
+    .map(([order, dupes]) => [...order, ...dupes.map((i) => events[i]!)]);
+
+const histories = fc
+  .record({
+    seed: fc.nat(),
+    goals: fc.integer({ min: 1, max: 4 }),
+    actionsPerGoal: fc.integer({ min: 1, max: 4 }),
+    steps: fc.integer({ min: 0, max: 80 }),
+    noise: fc.constantFrom(0, 0.2, 0.5),
+  })
+  .map(({ seed, ...options }) => simulateHistory(seed, options));
+
+describe('fold', () => {
+  it('gives the same state for the same events in any order, with duplicates', () => {
+    fc.assert(
+      fc.property(
+        histories.chain((events) => fc.tuple(fc.constant(events), shuffledWithDuplicates(events))),
+        ([events, delivered]) => {
+          const inOrder = fold(events);
+          const scrambled = fold(delivered);
+          expect(scrambled.counts().held).toBe(0);
+          expect(scrambled.stateHash()).toBe(inOrder.stateHash());
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('never applies an illegal transition: replaying the accepted events obeys the table', () => {
+    fc.assert(
+      fc.property(histories, (events) => {
+        const core = fold(events);
+        const rejected = new Set(core.rejections().map((r) => `${r.origin}/${r.seq}`));
+        const byAction = new Map<string, LedgerEvent[]>();
+        for (const e of events) {
+          if (e.type !== 'action.state' || rejected.has(`${e.origin}/${e.seq}`)) continue;
+          byAction.set(e.actionId!, [...(byAction.get(e.actionId!) ?? []), e]);
+        }
+        for (const [actionId, accepted] of byAction) {
+          const created = events.find((e) => e.type === 'action.created' && e.actionId === actionId);
+          let current = (created!.data as { preview?: boolean }).preview ? 'PREVIEW_PENDING' : 'PENDING';
+          for (const event of accepted.sort(compareEvents)) {
+            expect(TRANSITIONS[current as keyof typeof TRANSITIONS]).toContain(event.state);
+            current = event.state!;
+          }
+          expect(core.action(actionId)!.state).toBe(current);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('lets no stale-epoch event change an action: added late, they leave every action as it was', () => {
+    let checked = 0;
+    fc.assert(
+      fc.property(
+        fc.nat(),
+        fc.array(fc.tuple(fc.nat(), fc.nat(), fc.nat(), fc.boolean()), { minLength: 1, maxLength: 30 }),
+        (seed, injections) => {
+          const base = simulateHistory(seed, { goals: 2, actionsPerGoal: 2, steps: 120 });
+          const before = fold(base);
+          const reassigned = before.actionsMatching().filter((a) => a.epoch >= 2);
+          if (reassigned.length === 0) return;
+          const stale = staleEvents(base, reassigned, injections);
+          const after = fold([...base, ...stale]);
+          for (const action of before.actionsMatching())
+            expect(project(after.action(action.id)!)).toEqual(project(action));
+          checked++;
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect(checked).toBeGreaterThan(30);
+  });
+
+  it('rejects, without a change, any event whose epoch is older than the action', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 10 }),
+        fc.constantFrom(...(Object.keys(TRANSITIONS) as Array<keyof typeof TRANSITIONS>)),
+        fc.constantFrom('action.state', 'action.output'),
+        fc.boolean(),
+        (epoch, state, type, fromCoordinator) => {
+          const view: Action = {
+            id: 'a',
+            goalId: 'g',
+            flowId: 'f',
+            kind: 'builtin',
+            description: '',
+            dependsOn: [],
+            state: 'IN_PROGRESS',
+            epoch,
+            node: 'worker-1',
+            attempts: epoch,
+            createdAt: 1,
+            updatedAt: 2,
+          };
+          const entity: Entity<Action> = { key: 'a', entries: [], view: structuredClone(view), rejected: new Map() };
+          const event: LedgerEvent = {
+            origin: fromCoordinator ? 'coord' : 'worker-1',
+            seq: 1,
+            lamport: 100,
+            ts: 99,
+            type,
+            goalId: 'g',
+            actionId: 'a',
+            epoch: epoch - 1,
+            state,
+            data: type === 'action.output' ? { ref: 'x' } : { node: 'worker-2' },
+          };
+          const reason = applyActionEvent(entity, event, { coordinatorOf: () => 'coord' });
+          expect(reason).toMatch(/stale epoch/);
+          expect(entity.view).toEqual(view);
+        },
+      ),
+    );
+  });
+});
+
+/** Events from workers naming an epoch below the action's final one, at random places in Lamport order. */
+function staleEvents(base: LedgerEvent[], actions: Action[], injections: Array<[number, number, number, boolean]>) {
+  const seqs = new Map<string, number>();
+  for (const e of base) seqs.set(e.origin, Math.max(seqs.get(e.origin) ?? 0, e.seq));
+  const maxLamport = base.length;
+  return injections.map(([which, epochPick, lamportPick, output]) => {
+    const action = actions[which % actions.length]!;
+    const origin = WORKERS[which % WORKERS.length]!;
+    const seq = (seqs.get(origin) ?? 0) + 1;
+    seqs.set(origin, seq);
+    const epoch = 1 + (epochPick % (action.epoch - 1));
+    const states = ['IN_PROGRESS', 'STATUS_VERIFICATION_REQUESTED', 'ERROR'] as const;
+    const common = { origin, seq, lamport: 1 + (lamportPick % maxLamport), ts: 5, goalId: action.goalId };
+    const event: LedgerEvent = output
+      ? { ...common, type: 'action.output', actionId: action.id, epoch, data: { ref: `stale/${seq}`, summary: 'x' } }
+      : {
+          ...common,
+          type: 'action.state',
+          actionId: action.id,
+          epoch,
+          state: states[lamportPick % states.length]!,
+          data: { error: 'stale', reason: 'stale' },
+        };
+    return event;
+  });
+}
+
+function project(action: Action) {
+  const { state, epoch, node, output, error, reason, attempts, assignedAt } = action;
+  return { state, epoch, node, output, error, reason, attempts, assignedAt };
+}

@@ -1,0 +1,343 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EventInput } from './events.js';
+import { type Ledger, type LedgerEntry, openLedger } from './ledger.js';
+import { eventPackr, LedgerOpenError, MARKER_KEY } from './storage.js';
+import { lifecycleInputs } from './testing/workload.js';
+
+const dirs: string[] = [];
+const open: Ledger[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((l) => l.close()));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ledger-'));
+  dirs.push(dir);
+  return dir;
+}
+
+let clock = 1_000;
+const now = () => clock++;
+
+async function start(path = tempDir(), origin = 'node-a', extra: { snapshotEvery?: number; sync?: boolean } = {}) {
+  const ledger = await openLedger({ path, origin, now, ...extra });
+  open.push(ledger);
+  return ledger;
+}
+
+async function reopen(ledger: Ledger, path: string, extra: { snapshotEvery?: number } = {}) {
+  await ledger.close();
+  open.splice(open.indexOf(ledger), 1);
+  return start(path, ledger.origin, extra);
+}
+
+const submit = (goalId: string, text: string, coordinator = 'node-a'): EventInput => ({
+  type: 'goal.submitted',
+  goalId,
+  data: { text, coordinator },
+});
+
+function waitForEntries(ledger: Ledger, from: number, count: number): Promise<LedgerEntry[]> {
+  return new Promise((resolve, reject) => {
+    const seen: LedgerEntry[] = [];
+    const timer = setTimeout(() => reject(new Error(`only ${seen.length} of ${count} entries arrived`)), 5000);
+    const stop = ledger.subscribe(from, (entries) => {
+      seen.push(...entries);
+      if (seen.length >= count) {
+        clearTimeout(timer);
+        stop();
+        resolve(seen);
+      }
+    });
+  });
+}
+
+describe('openLedger', () => {
+  it('appends, folds and reloads the same state', async () => {
+    const path = tempDir();
+    const ledger = await start(path);
+    const results = await ledger.appendMany(
+      lifecycleInputs({ prefix: 'p', goals: 3, actionsPerGoal: 2, coordinator: 'node-a', worker: 'node-a' }),
+    );
+    expect(results.every((r) => r.ok && r.rejected === undefined)).toBe(true);
+    expect(ledger.goal('p-g1')).toMatchObject({ state: 'COMPLETED', coordinator: 'node-a' });
+    expect(ledger.action('p-g1-a0')).toMatchObject({ state: 'COMPLETED', epoch: 1, node: 'node-a', attempts: 1 });
+    expect(ledger.versionVector()).toEqual({ 'node-a': results.length });
+    const hash = ledger.stateHash();
+    const again = await reopen(ledger, path);
+    expect(again.stateHash()).toBe(hash);
+    expect(again.openStats.events).toBe(results.length);
+    const next = await again.append(submit('p-g9', 'one more'));
+    expect(next.ok && next.event.seq).toBe(results.length + 1);
+  });
+
+  it('puts appends made in one tick into one batch and acknowledges them together', async () => {
+    const ledger = await start();
+    const positions: number[] = [];
+    const pending = Array.from({ length: 500 }, (_, i) =>
+      ledger.append(submit(`g${i}`, `goal ${i}`)).then((r) => {
+        positions.push(ledger.position());
+        return r;
+      }),
+    );
+    const results = await Promise.all(pending);
+    expect(results.map((r) => r.ok && r.event.seq)).toEqual(results.map((_, i) => i + 1));
+    // Every acknowledgement came after the whole batch was written.
+    expect(new Set(positions)).toEqual(new Set([500]));
+  });
+
+  it('records an illegal transition as rejected and keeps the state', async () => {
+    const ledger = await start();
+    await ledger.append(submit('g', 'goal'));
+    const ids = { goalId: 'g', actionId: 'a' };
+    await ledger.append({
+      type: 'action.created',
+      ...ids,
+      data: { flowId: 'f', kind: 'llm', description: 'd', dependsOn: [] },
+    });
+    const illegal = await ledger.append({ type: 'action.state', ...ids, epoch: 0, state: 'COMPLETED', data: {} });
+    expect(illegal).toMatchObject({ ok: true, rejected: 'illegal transition PENDING -> COMPLETED' });
+    expect(ledger.action('a')!.state).toBe('PENDING');
+    expect(ledger.rejections({ actionId: 'a' })).toEqual([
+      expect.objectContaining({ seq: 3, reason: 'illegal transition PENDING -> COMPLETED' }),
+    ]);
+  });
+
+  it('refuses to append invalid data and uses no seq for it', async () => {
+    const ledger = await start();
+    const bad = await ledger.append({ type: 'goal.submitted', goalId: 'g', data: { text: 7 } } as never);
+    expect(bad).toMatchObject({ ok: false, error: expect.stringContaining('goal.submitted data') });
+    const good = await ledger.append(submit('g', 'x'));
+    expect(good.ok && good.event.seq).toBe(1);
+  });
+
+  it('fences a stale worker: its events from an old epoch do not change the action', async () => {
+    const coordinator = await start(tempDir(), 'coord');
+    const ids = { goalId: 'g', actionId: 'a' };
+    await coordinator.appendMany([
+      submit('g', 'goal', 'coord'),
+      { type: 'action.created', ...ids, data: { flowId: 'f', kind: 'llm', description: 'd', dependsOn: [] } },
+      { type: 'action.state', ...ids, epoch: 1, state: 'ASSIGNED', data: { node: 'w1' } },
+      { type: 'action.state', ...ids, epoch: 2, state: 'ASSIGNED', data: { node: 'w2', reason: 'w1 silent' } },
+    ]);
+    const lamport = coordinator.versionVector().coord! + 5;
+    const report = await coordinator.ingest([
+      { origin: 'w1', seq: 1, lamport, ts: 1, type: 'action.state', ...ids, epoch: 1, state: 'IN_PROGRESS', data: {} },
+      {
+        origin: 'w1',
+        seq: 2,
+        lamport: lamport + 1,
+        ts: 2,
+        type: 'action.output',
+        ...ids,
+        epoch: 1,
+        data: { ref: 'r' },
+      },
+      { origin: 'w2', seq: 1, lamport, ts: 3, type: 'action.state', ...ids, epoch: 2, state: 'IN_PROGRESS', data: {} },
+    ]);
+    expect(report.accepted).toBe(3);
+    expect(coordinator.action('a')).toMatchObject({ state: 'IN_PROGRESS', epoch: 2, node: 'w2', attempts: 2 });
+    expect(coordinator.action('a')!.output).toBeUndefined();
+  });
+
+  it('holds events behind a gap until it fills, and treats repeats as duplicates', async () => {
+    const ledger = await start();
+    const event = (seq: number) => ({
+      origin: 'remote',
+      seq,
+      lamport: seq,
+      ts: seq,
+      type: 'goal.submitted',
+      goalId: `r${seq}`,
+      data: { text: `remote ${seq}`, coordinator: 'remote' },
+    });
+    expect(await ledger.ingest([event(3), event(2)])).toMatchObject({ accepted: 0, held: 2 });
+    expect(ledger.gaps()).toEqual([{ origin: 'remote', have: 0, heldFrom: 2, held: 2 }]);
+    expect(ledger.goal('r2')).toBeUndefined();
+    expect(await ledger.ingest([event(1), event(2)])).toMatchObject({ accepted: 3, duplicates: 1 });
+    expect(ledger.versionVector()).toEqual({ remote: 3 });
+    expect(ledger.gaps()).toEqual([]);
+    expect(ledger.goal('r3')?.text).toBe('remote 3');
+  });
+
+  it('refuses an event that reuses a seq with other content, records the conflict and keeps the first', async () => {
+    const ledger = await start();
+    const first = {
+      origin: 'r',
+      seq: 1,
+      lamport: 1,
+      ts: 1,
+      type: 'goal.submitted',
+      goalId: 'g',
+      data: { text: 'a', coordinator: 'r' },
+    };
+    await ledger.ingest([first]);
+    const report = await ledger.ingest([{ ...first, data: { text: 'b', coordinator: 'r' } }]);
+    expect(report.conflicts).toHaveLength(1);
+    expect(ledger.conflicts()[0]).toMatchObject({ origin: 'r', seq: 1 });
+    expect(ledger.goal('g')!.text).toBe('a');
+  });
+
+  it('turns malformed events into rejections, never exceptions', async () => {
+    const ledger = await start();
+    const report = await ledger.ingest([
+      null,
+      'x',
+      { origin: '', seq: 1 },
+      { origin: 'r', seq: 0, lamport: 0, ts: 0, type: 't' },
+      { origin: 'r', seq: 1, lamport: 1, ts: 1, type: 'goal.submitted', goalId: 'g', data: { nope: true } },
+      { origin: 'r', seq: 2, lamport: 2, ts: 2, type: 'made.up' },
+    ]);
+    expect(report.invalid).toHaveLength(4);
+    // Well-formed envelopes stay in the log (no gap) and the fold records why they do not count.
+    expect(report.accepted).toBe(2);
+    expect(ledger.rejections().map((r) => r.reason)).toEqual([
+      expect.stringContaining('goal.submitted data'),
+      'unknown event type "made.up"',
+    ]);
+    expect(ledger.goal('g')).toBeUndefined();
+  });
+
+  it('delivers every entry once, in order, from any resume position, then live', async () => {
+    const ledger = await start();
+    await ledger.appendMany(Array.from({ length: 2500 }, (_, i) => submit(`g${i}`, `goal ${i}`)));
+    const fromStart = waitForEntries(ledger, 0, 2600);
+    const resumed = waitForEntries(ledger, 2400, 200);
+    await ledger.appendMany(Array.from({ length: 100 }, (_, i) => submit(`h${i}`, `later ${i}`)));
+    expect((await fromStart).map((e) => e.position)).toEqual(Array.from({ length: 2600 }, (_, i) => i + 1));
+    expect((await resumed).map((e) => e.position)).toEqual(Array.from({ length: 200 }, (_, i) => 2401 + i));
+  });
+
+  it('answers queries by goal, node, state and time', async () => {
+    const ledger = await start();
+    await ledger.appendMany(
+      lifecycleInputs({ prefix: 'q', goals: 4, actionsPerGoal: 3, coordinator: 'node-a', worker: 'node-a' }),
+    );
+    const ids = { goalId: 'q-g0', actionId: 'extra' };
+    await ledger.append({
+      type: 'action.created',
+      ...ids,
+      data: { flowId: 'f', kind: 'exec', description: 'x', dependsOn: [] },
+    });
+    expect(ledger.actions({ goalId: 'q-g2' }).map((a) => a.id)).toEqual(['q-g2-a0', 'q-g2-a1', 'q-g2-a2']);
+    expect(ledger.actions({ node: 'node-a' })).toHaveLength(12);
+    expect(ledger.actions({ state: 'PENDING' }).map((a) => a.id)).toEqual(['extra']);
+    expect(ledger.actions({ state: 'COMPLETED', goalId: 'q-g1' })).toHaveLength(3);
+    const g2 = ledger.goal('q-g2')!.submittedAt;
+    expect(ledger.goals({ since: g2 }).map((g) => g.id)).toEqual(['q-g2', 'q-g3']);
+    expect(ledger.goals({ until: g2, limit: 1 }).map((g) => g.id)).toEqual(['q-g0']);
+    expect(ledger.goals({ state: 'COMPLETED' })).toHaveLength(4);
+  });
+
+  it('searches goal text and results by words, and ids by prefix', async () => {
+    const ledger = await start();
+    await ledger.appendMany([
+      submit('7f3a9c', 'Translate the quarterly report into French'),
+      submit('b210ee', 'Summarise the French press review'),
+      submit('c4d0aa', 'Compress the logs'),
+    ]);
+    expect(ledger.search('french').map((h) => h.id)).toEqual(['b210ee', '7f3a9c']);
+    expect(ledger.search('French REPORT').map((h) => h.id)).toEqual(['7f3a9c']);
+    expect(ledger.search('7f3')).toEqual([{ kind: 'goal', id: '7f3a9c', match: 'id-prefix' }]);
+    expect(ledger.search('c4d0aa').map((h) => h.match)).toEqual(['id-prefix']);
+    expect(ledger.search('german')).toEqual([]);
+    await ledger.appendMany([
+      {
+        type: 'action.created',
+        goalId: 'c4d0aa',
+        actionId: 'z1',
+        data: { flowId: 'f', kind: 'builtin', description: 'gzip', dependsOn: [] },
+      },
+      { type: 'action.state', goalId: 'c4d0aa', actionId: 'z1', epoch: 1, state: 'ASSIGNED', data: { node: 'node-a' } },
+      { type: 'action.state', goalId: 'c4d0aa', actionId: 'z1', epoch: 1, state: 'IN_PROGRESS', data: {} },
+      {
+        type: 'action.output',
+        goalId: 'c4d0aa',
+        actionId: 'z1',
+        epoch: 1,
+        data: { ref: 'o', summary: 'ratio 4.2 achieved' },
+      },
+    ]);
+    expect(ledger.search('ratio achieved')).toEqual([{ kind: 'action', id: 'z1', match: 'text' }]);
+  });
+
+  it('opens from a snapshot plus the log after it, to the same state', async () => {
+    const path = tempDir();
+    const ledger = await start(path, 'node-a', { snapshotEvery: 1000 });
+    await ledger.appendMany(
+      lifecycleInputs({ prefix: 's', goals: 200, actionsPerGoal: 2, coordinator: 'node-a', worker: 'node-a' }),
+    );
+    await ledger.append(submit('tail', 'after the snapshot'));
+    const hash = ledger.stateHash();
+    const again = await reopen(ledger, path, { snapshotEvery: 1000 });
+    expect(again.openStats.snapshotPosition).toBeGreaterThan(0);
+    expect(again.openStats.snapshotIgnored).toBeUndefined();
+    expect(again.stateHash()).toBe(hash);
+    expect(again.search('after snapshot').map((h) => h.id)).toEqual(['tail']);
+    expect(again.actions({ goalId: 's-g5' })).toHaveLength(2);
+  });
+});
+
+describe('bad databases', () => {
+  it('refuses a LevelDB that is not a ledger', async () => {
+    const path = tempDir();
+    const db = new Level(path);
+    await db.put('user:1', 'someone else');
+    await db.close();
+    await expect(openLedger({ path, origin: 'a' })).rejects.toMatchObject({ code: 'foreign-database' });
+  });
+
+  it('refuses a ledger of another format version', async () => {
+    const path = tempDir();
+    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.put(MARKER_KEY, eventPackr.pack({ format: 'hermes-ledger', version: 99 }));
+    await db.close();
+    const err = await openLedger({ path, origin: 'a' }).catch((e) => e);
+    expect(err).toBeInstanceOf(LedgerOpenError);
+    expect(err).toMatchObject({ code: 'unsupported-version', message: expect.stringContaining('format 99') });
+  });
+
+  it('reports a corrupt stored event by position', async () => {
+    const path = tempDir();
+    const ledger = await start(path);
+    await ledger.appendMany([submit('g1', 'a'), submit('g2', 'b')]);
+    await ledger.close();
+    open.splice(0);
+    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const key = Buffer.from([0x65, 0, 0, 0, 0, 0, 0, 0, 2]);
+    await db.put(key, Buffer.from([0xc1, 0xff, 0x00]));
+    await db.close();
+    await expect(openLedger({ path, origin: 'a' })).rejects.toMatchObject({
+      code: 'corrupt',
+      message: expect.stringContaining('position 2'),
+    });
+  });
+
+  it('falls back to a full replay when the snapshot is damaged', async () => {
+    const path = tempDir();
+    const ledger = await start(path, 'node-a', { snapshotEvery: 50 });
+    await ledger.appendMany(Array.from({ length: 120 }, (_, i) => submit(`g${i}`, `goal ${i}`)));
+    const hash = ledger.stateHash();
+    await ledger.close();
+    open.splice(0);
+    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    for await (const key of db.keys({ gte: Buffer.from([0x73]), lt: Buffer.from([0x74]) })) {
+      await db.put(key, Buffer.from('garbage'));
+    }
+    await db.close();
+    const again = await start(path);
+    expect(again.openStats.snapshotIgnored).toMatch(/snapshot/);
+    expect(again.stateHash()).toBe(hash);
+  });
+
+  it('reports a database held by another process as locked', async () => {
+    const path = tempDir();
+    await start(path);
+    await expect(openLedger({ path, origin: 'b' })).rejects.toMatchObject({ code: 'locked' });
+  });
+});
