@@ -24,5 +24,6 @@ export { createReplicator, type Replicator, type ReplicatorInit, type Replicator
 export { type SearchHit, tokenize } from './search.js';
 export { LedgerOpenError, type OpenErrorCode } from './storage.js';
 export { type EventPage, eventsMissingFrom, missingCount, type PageLimits } from './sync.js';
-export { createMemoryNetwork, type MemoryNetwork } from './testing/memory-mesh.js';
+export { createMemoryNetwork, type MemoryNetwork, type MemoryNetworkOptions } from './testing/memory-mesh.js';
+export { goalText, type LifecycleOptions, lifecycleInputs } from './testing/workload.js';
 export { FINAL_STATES, isLegalTransition, type Role, TRANSITIONS, WRITERS } from './transitions.js';

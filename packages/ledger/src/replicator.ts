@@ -87,6 +87,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
       const page = reply.body as { events: LedgerEvent[]; more: boolean };
       const report = await ledger.ingest(page.events);
       gained += report.accepted;
+      stats.pulledEvents += report.accepted;
       stats.syncRounds++;
       // A page that teaches nothing cannot be followed by one that does: stop rather than loop.
       if (!page.more || report.accepted === 0) return gained;
@@ -100,10 +101,6 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
       return running;
     }
     const pull = pullFrom(peer)
-      .then((gained) => {
-        stats.pulledEvents += gained;
-        return gained;
-      })
       .catch((err) => {
         fail(err);
         return 0;

@@ -18,7 +18,13 @@ export interface MemoryNetwork {
 
 type Listeners = { [E in keyof MeshEvents]: Set<MeshEvents[E]> };
 
-export function createMemoryNetwork(): MemoryNetwork {
+export interface MemoryNetworkOptions {
+  /** Decides whether one gossip message reaches one peer (lossy links in tests); default every message does. */
+  deliverGossip?: (from: string, to: string) => boolean;
+}
+
+export function createMemoryNetwork(options: MemoryNetworkOptions = {}): MemoryNetwork {
+  const deliverGossip = options.deliverGossip ?? (() => true);
   const nodes = new Map<string, MemoryMeshNode>();
   const links = new Map<string, Set<string>>();
   const linksOf = (peer: string) => {
@@ -31,6 +37,7 @@ export function createMemoryNetwork(): MemoryNetwork {
   };
 
   const network: Network = {
+    deliverGossip,
     neighbours: (peer) => [...linksOf(peer)],
     node(peerId) {
       if (nodes.has(peerId)) throw new Error(`peer ${peerId} already exists`);
@@ -80,6 +87,7 @@ export function createMemoryNetwork(): MemoryNetwork {
 }
 
 type Network = MemoryNetwork & {
+  deliverGossip(from: string, to: string): boolean;
   reachable(from: string): string[];
   neighbours(peer: string): string[];
   get(peer: string): MemoryMeshNode | undefined;
@@ -117,6 +125,7 @@ class MemoryMeshNode implements MeshNode {
   async publish<K extends GossipKind>(kind: K, body: BodyOf<K>): Promise<void> {
     const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
     for (const peer of this.network.reachable(this.peerId)) {
+      if (!this.network.deliverGossip(this.peerId, peer)) continue;
       setImmediate(() => this.network.get(peer)?.deliver(bytes, this.peerId));
     }
   }

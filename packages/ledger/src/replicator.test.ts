@@ -1,0 +1,149 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/support/wait.js';
+import { type Ledger, openLedger } from './ledger.js';
+import { createReplicator, type Replicator } from './replicator.js';
+import { eventsMissingFrom } from './sync.js';
+import { createMemoryNetwork, type MemoryNetwork, type MemoryNetworkOptions } from './testing/memory-mesh.js';
+import { seededRandom } from './testing/simulate.js';
+import { lifecycleInputs } from './testing/workload.js';
+
+interface Replica {
+  id: string;
+  ledger: Ledger;
+  replicator: Replicator;
+}
+
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step();
+});
+
+async function replicas(ids: string[], options: MemoryNetworkOptions = {}, intervalMs = 100) {
+  const network = createMemoryNetwork(options);
+  const out: Replica[] = [];
+  for (const id of ids) {
+    const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
+    const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
+    const replicator = await createReplicator({ ledger, mesh: network.node(id), intervalMs, pageLimit: 2000 });
+    cleanup.push(async () => {
+      replicator.stop();
+      await ledger.close();
+      rmSync(path, { recursive: true, force: true });
+    });
+    out.push({ id, ledger, replicator });
+  }
+  return { network, replicas: out };
+}
+
+/** Writes `goals` whole goal lifecycles on a replica, in chunks so gossip interleaves with the writes. */
+async function writeGoals(replica: Replica, goals: number, prefix = replica.id) {
+  const inputs = lifecycleInputs({ prefix, goals, actionsPerGoal: 3, coordinator: replica.id, worker: replica.id });
+  for (let i = 0; i < inputs.length; i += 400) {
+    const results = await replica.ledger.appendMany(inputs.slice(i, i + 400));
+    expect(results.every((r) => r.ok)).toBe(true);
+  }
+  return inputs.length;
+}
+
+function converged(all: Replica[], events: number) {
+  const hashes = new Set(all.map((r) => r.ledger.stateHash()));
+  return all.every((r) => r.ledger.counts().events === events && r.ledger.position() === events) && hashes.size === 1;
+}
+
+const describeState = (all: Replica[]) => all.map((r) => `${r.id}: ${JSON.stringify(r.ledger.counts())}`).join('; ');
+
+describe('eventsMissingFrom', () => {
+  it('pages what the requester lacks, in seq order per origin, within the limits', async () => {
+    const {
+      replicas: [a],
+    } = await replicas(['a'], {}, 0);
+    await a!.ledger.ingest(
+      ['x', 'y'].flatMap((origin) =>
+        Array.from({ length: 5 }, (_, i) => ({
+          origin,
+          seq: i + 1,
+          lamport: i + 1,
+          ts: 0,
+          type: 'node.left',
+          data: { reason: '' },
+        })),
+      ),
+    );
+    const logs = (a!.ledger as unknown as { core: { logs: Parameters<typeof eventsMissingFrom>[0] } }).core.logs;
+    const page1 = eventsMissingFrom(logs, { x: 2 }, { limit: 4 });
+    expect(page1.events.map((e) => `${e.origin}${e.seq}`)).toEqual(['x3', 'x4', 'x5', 'y1']);
+    expect(page1.more).toBe(true);
+    const page2 = eventsMissingFrom(logs, { x: 5, y: 1 }, { limit: 10 });
+    expect(page2).toMatchObject({ more: false });
+    expect(page2.events).toHaveLength(4);
+    const tiny = eventsMissingFrom(logs, {}, { limit: 10, maxBytes: 1 });
+    expect(tiny.events).toHaveLength(1);
+    expect(eventsMissingFrom(logs, {}, { limit: 10, maxPosition: 3 }).events).toHaveLength(3);
+  });
+});
+
+describe('replication over the in-memory mesh', () => {
+  it('keeps three connected replicas equal', async () => {
+    const { network, replicas: all } = await replicas(['a', 'b', 'c']);
+    network.connectAll(['a', 'b', 'c']);
+    const written = (await Promise.all([writeGoals(all[0]!, 40), writeGoals(all[1]!, 40)])).reduce((x, y) => x + y);
+    await waitFor(() => converged(all, written), `convergence (${describeState(all)})`, 10_000);
+    expect(all[2]!.ledger.goal('a-g3')).toMatchObject({ state: 'COMPLETED', coordinator: 'a' });
+  });
+
+  it('brings a replica that was offline while 10k events were written back to the same state', async () => {
+    const { network, replicas: all } = await replicas(['a', 'b', 'c']);
+    const [a, b, c] = all as [Replica, Replica, Replica];
+    network.connectAll(['a', 'b', 'c']);
+    const early = await writeGoals(a, 5, 'early');
+    await waitFor(() => c.ledger.counts().events === early, 'c to see the early events');
+    network.isolate('c');
+    const written = (await Promise.all([writeGoals(a, 250), writeGoals(b, 250)])).reduce((x, y) => x + y);
+    expect(written).toBeGreaterThanOrEqual(10_000);
+    await waitFor(() => converged([a, b], written + early), 'a and b to converge');
+    expect(c.ledger.counts().events).toBe(early);
+    network.connect('c', 'a');
+    await waitFor(() => converged(all, written + early), `catch-up (${describeState(all)})`, 20_000);
+    expect(c.replicator.stats().pulledEvents).toBeGreaterThanOrEqual(written);
+  });
+
+  it('converges two halves written separately, then joined', async () => {
+    const { network, replicas: all } = await replicas(['a', 'b', 'c']);
+    const [a, b, c] = all as [Replica, Replica, Replica];
+    network.connect('b', 'c');
+    const sides = await Promise.all([writeGoals(a, 30), writeGoals(b, 20), writeGoals(c, 20)]);
+    // Both halves also claim the same goal id with different coordinators: the fold must pick one everywhere.
+    await a.ledger.append({ type: 'goal.submitted', goalId: 'contested', data: { text: 'from a', coordinator: 'a' } });
+    await c.ledger.append({ type: 'goal.submitted', goalId: 'contested', data: { text: 'from c', coordinator: 'c' } });
+    const total = sides.reduce((x, y) => x + y) + 2;
+    await waitFor(() => b.ledger.counts().events === total - sides[0]! - 1, 'b and c to share their half');
+    expect(a.ledger.stateHash()).not.toBe(b.ledger.stateHash());
+    network.connect('a', 'b');
+    await waitFor(() => converged(all, total), `join (${describeState(all)})`, 10_000);
+    const winner = a.ledger.goal('contested')!;
+    expect(b.ledger.goal('contested')).toEqual(winner);
+    expect(a.ledger.rejections({ goalId: 'contested' })).toHaveLength(1);
+  });
+
+  it('converges over lossy gossip: gaps are held, then pulled', async () => {
+    const random = seededRandom(7);
+    const { network, replicas: all } = await replicas(['a', 'b', 'c'], { deliverGossip: () => random() > 0.3 }, 0);
+    network.connectAll(['a', 'b', 'c']);
+    const written = (await Promise.all(all.map((r) => writeGoals(r, 15)))).reduce((x, y) => x + y);
+    // No periodic anti-entropy here: only gap-triggered pulls repair the loss, until the last round below.
+    await waitFor(() => all.some((r) => r.replicator.stats().pulledEvents > 0), 'a gap-triggered pull');
+    await waitFor(
+      async () => {
+        await Promise.all(all.map((r) => r.replicator.syncAll()));
+        return converged(all, written);
+      },
+      `convergence (${describeState(all)})`,
+      10_000,
+    );
+  });
+});
+
+export type { MemoryNetwork };
