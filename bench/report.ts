@@ -1,5 +1,11 @@
 /** Prints one benchmark figure as a JSON line: {bench, metric, value, unit, ...context}. */
-export function report(bench: string, metric: string, value: number, unit: string, extra: Record<string, unknown> = {}) {
+export function report(
+  bench: string,
+  metric: string,
+  value: number,
+  unit: string,
+  extra: Record<string, unknown> = {},
+) {
   console.log(JSON.stringify({ bench, metric, value: Number(value.toPrecision(6)), unit, ...extra }));
 }
 
