@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Member } from '@hermes-mesh/mesh';
 import type { Advert } from '@hermes-mesh/protocol';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { DaemonMetrics } from './metrics.js';
 
@@ -33,7 +33,10 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 /** The daemon's local HTTP API: its own advert, its membership view, and Prometheus metrics. */
 export function createApi(deps: ApiDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'api' }), disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+  });
   if (deps.token) {
     const token = deps.token;
     app.addHook('onRequest', async (req, reply) => {

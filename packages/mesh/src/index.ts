@@ -10,4 +10,4 @@ export {
   type MembershipInit,
 } from './membership.js';
 export { createMeshNode, type MeshLogger, type MeshNodeInit } from './node.js';
-export type { GossipKind, MeshEvents, MeshNode, RequestHandler, RequestOptions } from './types.js';
+export type { GossipKind, GossipMessage, MeshEvents, MeshNode, RequestHandler, RequestOptions } from './types.js';

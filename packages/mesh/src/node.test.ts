@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/wait.js';
 import { parseMeshKey } from './keys.js';
 import { createMeshNode, type MeshNodeInit } from './node.js';
-import type { GossipKind, MeshNode } from './types.js';
+import type { GossipMessage, MeshNode } from './types.js';
 
 type TestNode = Awaited<ReturnType<typeof createMeshNode>>;
 const running: MeshNode[] = [];
@@ -28,7 +28,7 @@ async function start(psk: Uint8Array, extra: Partial<MeshNodeInit> = {}): Promis
 }
 
 function record(node: MeshNode) {
-  const messages: Array<Envelope<GossipKind>> = [];
+  const messages: GossipMessage[] = [];
   const rejected: Rejection[] = [];
   node.on('message', (m) => messages.push(m));
   node.on('rejected', (r) => rejected.push(r));

@@ -24,7 +24,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { invalidGossipBridge } from './gossip-metrics.js';
 import { meshIdFromKey } from './keys.js';
-import type { GossipKind, MeshEvents, MeshNode, RequestHandler, RequestOptions } from './types.js';
+import type { GossipKind, GossipMessage, MeshEvents, MeshNode, RequestHandler, RequestOptions } from './types.js';
 
 export interface MeshLogger {
   debug(obj: object, msg?: string): void;
@@ -72,7 +72,7 @@ class Libp2pMeshNode implements MeshNode {
     'peer:disconnect': new Set(),
   };
   /** Validation already decoded each accepted gossip message; the delivery handler reuses it. */
-  private readonly validated = new WeakMap<Message, Envelope<GossipKind>>();
+  private readonly validated = new WeakMap<Message, GossipMessage>();
   private readonly seq = new Map<MessageKind, number>();
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -151,7 +151,7 @@ class Libp2pMeshNode implements MeshNode {
         detail: `signed by ${signer}, claims ${claimed}`,
       });
     }
-    this.validated.set(msg, m as Envelope<GossipKind>);
+    this.validated.set(msg, m as GossipMessage);
     return TopicValidatorResult.Accept;
   }
 

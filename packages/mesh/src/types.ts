@@ -3,6 +3,9 @@ import type { BodyOf, Envelope, MessageKind, Rejection } from '@hermes-mesh/prot
 /** Kinds that travel on gossipsub topics; the rest go over direct streams. */
 export type GossipKind = 'advert' | 'leave' | 'events';
 
+/** A validated gossip message, discriminated by kind. */
+export type GossipMessage = { [K in GossipKind]: Envelope<K> }[GossipKind];
+
 export interface RequestOptions {
   signal?: AbortSignal;
   /** Default 10 s. */
@@ -21,7 +24,7 @@ export type RequestHandler = (
 
 export interface MeshEvents {
   /** A validated gossip message from another node. */
-  message: (message: Envelope<GossipKind>, peer: string) => void;
+  message: (message: GossipMessage, peer: string) => void;
   /** A message that failed validation or its signature check: already counted. */
   rejected: (rejection: Rejection, peer: string) => void;
   'peer:connect': (peer: string) => void;

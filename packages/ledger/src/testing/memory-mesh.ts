@@ -1,4 +1,4 @@
-import type { GossipKind, MeshEvents, MeshNode, RequestHandler, RequestOptions } from '@hermes-mesh/mesh';
+import type { GossipKind, GossipMessage, MeshEvents, MeshNode, RequestHandler, RequestOptions } from '@hermes-mesh/mesh';
 import { type BodyOf, decodeMessage, type Envelope, encodeMessage, type MessageKind } from '@hermes-mesh/protocol';
 
 /**
@@ -137,7 +137,7 @@ class MemoryMeshNode implements MeshNode {
       this.emit('rejected', decoded.rejection, from);
       return;
     }
-    this.emit('message', decoded.message as Envelope<GossipKind>, from);
+    this.emit('message', decoded.message as GossipMessage, from);
   }
 
   on<E extends keyof MeshEvents>(event: E, listener: MeshEvents[E]): () => void {
