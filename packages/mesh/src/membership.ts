@@ -111,7 +111,7 @@ export function createMembership(init: MembershipInit): Membership {
     },
     observeDisconnect(nodeId) {
       const member = table.get(nodeId);
-      if (!member || member.state !== 'alive' || member.self) return;
+      if (member?.state !== 'alive' || member.self) return;
       setState(member, 'suspect', init.now());
       emit({ type: 'suspect', member, reason: 'connection lost' });
     },

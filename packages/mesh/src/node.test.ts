@@ -1,4 +1,4 @@
-import { type Envelope, encodeMessage, PROTOCOLS, type Rejection, sampleAdvert, topics } from '@hermes-mesh/protocol';
+import { encodeMessage, PROTOCOLS, type Rejection, sampleAdvert, topics } from '@hermes-mesh/protocol';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { generateKey } from '@libp2p/pnet';

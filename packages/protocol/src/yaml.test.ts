@@ -41,7 +41,11 @@ describe('parseYamlWithSchema', () => {
   });
 
   it('reports unknown fields and duplicate keys', () => {
-    expect(problemsOf('name: a\nmodels: []\nnmae: b\n').map((p) => p.message).join()).toMatch(/Unexpected property/);
+    expect(
+      problemsOf('name: a\nmodels: []\nnmae: b\n')
+        .map((p) => p.message)
+        .join(),
+    ).toMatch(/Unexpected property/);
     expect(problemsOf('name: a\nname: b\nmodels: []\n')[0]!.line).toBe(2);
   });
 });
