@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMeshNode, loadOrCreateIdentity, loadOrCreateMeshKey, type MeshNode } from '@hermes-mesh/mesh';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createReplicator, type Ledger, lifecycleInputs, openLedger, type Replicator } from '../packages/ledger/src/index.js';
+import {
+  createReplicator,
+  type Ledger,
+  lifecycleInputs,
+  openLedger,
+  type Replicator,
+} from '../packages/ledger/src/index.js';
 import { waitFor } from './support/wait.js';
 
 interface Replica {

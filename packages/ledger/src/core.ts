@@ -254,8 +254,10 @@ export class LedgerCore {
 
   private foldAction(entry: LogEntry): void {
     const { actionId, goalId } = entry.event as Required<Pick<LedgerEvent, 'actionId' | 'goalId'>>;
-    addToSet(this.actionIdsByGoalRef, goalId, actionId);
-    const existing = this.actions.get(actionId)?.view;
+    const known = this.actions.get(actionId);
+    // Nearly every event of an action names the goal its first one did; only a new pairing needs the index.
+    if (known?.entries[0]?.event.goalId !== goalId) addToSet(this.actionIdsByGoalRef, goalId, actionId);
+    const existing = known?.view;
     const before = existing && indexedFields(existing);
     const entity = this.addTo(this.actions, actionId, entry, applyActionEvent);
     this.reindexAction(actionId, before, entity.view);

@@ -309,8 +309,10 @@ describe('bad databases', () => {
     await ledger.close();
     open.splice(0);
     const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    const key = Buffer.from([0x65, 0, 0, 0, 0, 0, 0, 0, 2]);
-    await db.put(key, Buffer.from([0xc1, 0xff, 0x00]));
+    // Both events went to disk as one segment stored under its first position; damage its second event.
+    const key = Buffer.from([0x65, 0, 0, 0, 0, 0, 0, 0, 1]);
+    const segment = (await db.get(key))!;
+    await db.put(key, segment.subarray(0, segment.length - 10));
     await db.close();
     await expect(openLedger({ path, origin: 'a' })).rejects.toMatchObject({
       code: 'corrupt',

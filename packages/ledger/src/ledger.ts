@@ -7,14 +7,14 @@ import {
   type BatchOp,
   checkFormatMarker,
   type Db,
-  decodeStoredEvent,
+  decodeSegment,
   encodeEvent,
-  eventKey,
   GroupCommit,
   LedgerOpenError,
   openDatabase,
+  type PendingEvents,
   readSnapshot,
-  readStoredEvents,
+  readStoredSegments,
   snapshotOps,
 } from './storage.js';
 import { type EventPage, eventsMissingFrom, type PageLimits } from './sync.js';
@@ -126,10 +126,11 @@ async function loadInto(core: LedgerCore, db: Db, path: string): Promise<Omit<Op
   const snapshot = await readSnapshot(db);
   const snapshotPosition = snapshot && 'image' in snapshot ? snapshot.meta.position : 0;
   let vectorAtSnapshot: VersionVector | undefined;
-  for await (const batch of readStoredEvents(db)) {
-    for (const [position, value] of batch) {
-      restoreStoredEntry(core, position, value, path);
-      if (position === snapshotPosition) vectorAtSnapshot = core.versionVector();
+  for await (const batch of readStoredSegments(db)) {
+    for (const [first, segment] of batch) {
+      restoreSegment(core, first, segment, path, (position) => {
+        if (position === snapshotPosition) vectorAtSnapshot = core.versionVector();
+      });
     }
   }
   let snapshotIgnored = snapshot && 'error' in snapshot ? snapshot.error : undefined;
@@ -141,20 +142,29 @@ async function loadInto(core: LedgerCore, db: Db, path: string): Promise<Omit<Op
   return snapshotIgnored === undefined ? { snapshotPosition } : { snapshotPosition: 0, snapshotIgnored };
 }
 
-function restoreStoredEntry(core: LedgerCore, position: number, value: Buffer, path: string): void {
-  const corrupt = (why: string) =>
+function restoreSegment(
+  core: LedgerCore,
+  first: number,
+  segment: Buffer,
+  path: string,
+  restored: (position: number) => void,
+): void {
+  const corrupt = (position: number, why: string) =>
     new LedgerOpenError('corrupt', `${path}: stored event at position ${position} ${why}; restore from a replica`);
-  if (position !== core.position + 1) throw corrupt(`follows position ${core.position}`);
-  let decoded: unknown;
+  if (first !== core.position + 1) throw corrupt(first, `follows position ${core.position}`);
   try {
-    decoded = decodeStoredEvent(value);
+    decodeSegment(segment, (value, size) => {
+      const checked = checkEnvelope(value);
+      if (!checked.ok) throw corrupt(core.position + 1, `is not an event (${checked.reason})`);
+      if (checked.value.seq !== core.seqOf(checked.value.origin) + 1) {
+        throw corrupt(core.position + 1, 'breaks its origin sequence');
+      }
+      restored(core.appendEntry(checked.value, size).position);
+    });
   } catch (err) {
-    throw corrupt(`cannot be decoded (${(err as Error).message})`);
+    if (err instanceof LedgerOpenError) throw err;
+    throw corrupt(core.position + 1, `cannot be decoded (${(err as Error).message})`);
   }
-  const checked = checkEnvelope(decoded);
-  if (!checked.ok) throw corrupt(`is not an event (${checked.reason})`);
-  if (checked.value.seq !== core.seqOf(checked.value.origin) + 1) throw corrupt('breaks its origin sequence');
-  core.appendEntry(checked.value, value.length);
 }
 
 /** Restores the fold from a snapshot image; returns why it could not be used, or undefined when it was. */
@@ -183,19 +193,22 @@ function sameVector(a: VersionVector, b: VersionVector): boolean {
 }
 
 /** Copies only the fields of a LedgerEvent: a peer's extra fields are neither stored nor passed on. */
-function normalizeEvent(event: LedgerEvent): LedgerEvent {
+function normalizeEvent(
+  fields: Omit<LedgerEvent, 'origin' | 'seq' | 'lamport' | 'ts'>,
+  identity: Pick<LedgerEvent, 'origin' | 'seq' | 'lamport' | 'ts'>,
+): LedgerEvent {
   const out: LedgerEvent = {
-    origin: event.origin,
-    seq: event.seq,
-    lamport: event.lamport,
-    ts: event.ts,
-    type: event.type,
+    origin: identity.origin,
+    seq: identity.seq,
+    lamport: identity.lamport,
+    ts: identity.ts,
+    type: fields.type,
   };
-  if (event.goalId !== undefined) out.goalId = event.goalId;
-  if (event.actionId !== undefined) out.actionId = event.actionId;
-  if (event.epoch !== undefined) out.epoch = event.epoch;
-  if (event.state !== undefined) out.state = event.state;
-  if (event.data !== undefined) out.data = event.data;
+  if (fields.goalId !== undefined) out.goalId = fields.goalId;
+  if (fields.actionId !== undefined) out.actionId = fields.actionId;
+  if (fields.epoch !== undefined) out.epoch = fields.epoch;
+  if (fields.state !== undefined) out.state = fields.state;
+  if (fields.data !== undefined) out.data = fields.data;
   return out;
 }
 
@@ -240,24 +253,22 @@ class LevelLedger implements Ledger {
     const unusable = this.unusable();
     if (unusable) return inputs.map(() => ({ ok: false, error: unusable }));
     const results: AppendResult[] = [];
-    const ops: BatchOp[] = [];
-    for (const input of inputs) results.push(this.appendOne(input, ops));
-    if (ops.length > 0) {
-      this.maybeSnapshot(ops);
-      const written = await this.write(ops);
+    const events: PendingEvents = { first: this.core.position + 1, encoded: [] };
+    for (const input of inputs) results.push(this.appendOne(input, events));
+    if (events.encoded.length > 0) {
+      const written = await this.write(events);
       if (written) return results.map((r) => (r.ok ? { ok: false, error: written } : r));
     }
     return results;
   }
 
-  private appendOne(input: EventInput, ops: BatchOp[]): AppendResult {
-    const event = normalizeEvent({
-      ...input,
+  private appendOne(input: EventInput, events: PendingEvents): AppendResult {
+    const event = normalizeEvent(input, {
       origin: this.init.origin,
       seq: this.core.seqOf(this.init.origin) + 1,
       lamport: this.core.clock + 1,
       ts: this.now(),
-    } as LedgerEvent);
+    });
     const envelope = checkEnvelope(event);
     if (!envelope.ok) return { ok: false, error: envelope.reason };
     const invalid = checkSemantics(event);
@@ -265,8 +276,7 @@ class LevelLedger implements Ledger {
     const bytes = encodeEvent(event);
     const outcome = this.core.accept(event, bytes);
     if (outcome.kind !== 'applied') return { ok: false, error: `seq ${event.seq} already used (${outcome.kind})` };
-    for (const { entry, bytes: b } of outcome.entries)
-      ops.push({ type: 'put', key: eventKey(entry.position), value: b });
+    for (const applied of outcome.entries) events.encoded.push(applied.bytes);
     const entry = outcome.entries[0]!.entry;
     const rejected = this.core.rejectionOf(entry);
     return rejected === undefined
@@ -281,30 +291,25 @@ class LevelLedger implements Ledger {
       report.invalid = events.map(() => ({ reason: unusable }));
       return report;
     }
-    const ops: BatchOp[] = [];
-    for (const raw of events) this.ingestOne(raw, report, ops);
-    if (ops.length > 0) {
-      this.maybeSnapshot(ops);
-      await this.write(ops);
-    }
+    const pending: PendingEvents = { first: this.core.position + 1, encoded: [] };
+    for (const raw of events) this.ingestOne(raw, report, pending);
+    if (pending.encoded.length > 0) await this.write(pending);
     return report;
   }
 
-  private ingestOne(raw: unknown, report: IngestReport, ops: BatchOp[]): void {
+  private ingestOne(raw: unknown, report: IngestReport, pending: PendingEvents): void {
     const checked = checkEnvelope(raw);
     if (!checked.ok) {
       report.invalid.push({ reason: checked.reason });
       return;
     }
-    const event = normalizeEvent(checked.value);
+    const event = normalizeEvent(checked.value, checked.value);
     const bytes = encodeEvent(event);
     const outcome = this.core.accept(event, bytes);
     switch (outcome.kind) {
       case 'applied':
         report.accepted += outcome.entries.length;
-        for (const { entry, bytes: b } of outcome.entries) {
-          ops.push({ type: 'put', key: eventKey(entry.position), value: b });
-        }
+        for (const applied of outcome.entries) pending.encoded.push(applied.bytes);
         return;
       case 'duplicate':
         report.duplicates++;
@@ -317,10 +322,12 @@ class LevelLedger implements Ledger {
     }
   }
 
-  /** Returns an error message when the batch could not be written. */
-  private async write(ops: BatchOp[]): Promise<string | undefined> {
+  /** Queues the events (and a snapshot when one is due); returns an error message when they could not be written. */
+  private async write(events: PendingEvents): Promise<string | undefined> {
+    const ops: BatchOp[] = [];
+    this.maybeSnapshot(ops);
     try {
-      await this.committer.write(ops, this.core.position);
+      await this.committer.write(ops, events);
       return undefined;
     } catch (err) {
       return (err as Error).message;

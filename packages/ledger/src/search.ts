@@ -32,104 +32,108 @@ function hitOf(key: DocKey, match: SearchHit['match']): SearchHit {
 /**
  * Inverted index (token -> documents) over goal text and action results, plus an id-prefix index, both kept up
  * to date by the fold: a query costs the size of its smallest posting list, never a scan of the events.
+ * Documents are numbered in the order they were first indexed; a higher number is newer and ranks first.
  */
 export class SearchIndex {
-  private readonly postings = new Map<string, Set<DocKey>>();
-  private readonly tokensOf = new Map<DocKey, string[]>();
-  private readonly idPrefixes = new Map<string, Set<DocKey>>();
-  /** Newer documents rank first; the fold's order of first indexing stands in for time. */
-  private readonly rank = new Map<DocKey, number>();
-  private nextRank = 0;
+  private readonly postings = new Map<string, Set<number>>();
+  private readonly keys: DocKey[] = [];
+  private readonly numbers = new Map<DocKey, number>();
+  private readonly tokensOf: string[][] = [];
+  private readonly idPrefixes = new Map<string, number[]>();
 
   /** Sets a document's text (replacing what it had) and registers its id for prefix lookups. */
   setDocument(kind: SearchHit['kind'], id: string, text: string): void {
     const key = docKey(kind, id);
-    if (!this.rank.has(key)) {
-      this.rank.set(key, this.nextRank++);
+    let doc = this.numbers.get(key);
+    if (doc === undefined) {
+      doc = this.keys.length;
+      this.keys.push(key);
+      this.numbers.set(key, doc);
+      this.tokensOf.push([]);
       for (const n of ID_PREFIX_LENGTHS) {
-        if (id.length >= n) addTo(this.idPrefixes, id.slice(0, n).toLowerCase(), key);
+        if (id.length >= n) appendTo(this.idPrefixes, id.slice(0, n).toLowerCase(), doc);
       }
     }
-    const before = this.tokensOf.get(key);
-    const after = tokenize(text);
-    if (before) for (const token of before) removeFrom(this.postings, token, key);
-    for (const token of after) addTo(this.postings, token, key);
-    this.tokensOf.set(key, after);
+    for (const token of this.tokensOf[doc]!) removeFrom(this.postings, token, doc);
+    const tokens = tokenize(text);
+    for (const token of tokens) addTo(this.postings, token, doc);
+    this.tokensOf[doc] = tokens;
   }
 
   search(query: string, limit = 20): SearchHit[] {
     const trimmed = query.trim();
     const hits: SearchHit[] = [];
-    const seen = new Set<DocKey>();
+    if (limit <= 0) return hits;
+    const seen = new Set<number>();
     if (ID_LIKE.test(trimmed)) {
-      for (const key of this.newest(this.idPrefixMatches(trimmed.toLowerCase()), limit)) {
-        hits.push(hitOf(key, 'id-prefix'));
-        seen.add(key);
+      for (const doc of newest(this.idPrefixMatches(trimmed.toLowerCase()), limit)) {
+        hits.push(hitOf(this.keys[doc]!, 'id-prefix'));
+        seen.add(doc);
       }
     }
-    for (const key of this.newest(this.textMatches(trimmed), limit + seen.size)) {
+    for (const doc of newest(this.textMatches(trimmed), limit + seen.size)) {
       if (hits.length >= limit) break;
-      if (!seen.has(key)) hits.push(hitOf(key, 'text'));
+      if (!seen.has(doc)) hits.push(hitOf(this.keys[doc]!, 'text'));
     }
     return hits;
   }
 
   size(): number {
-    return this.rank.size;
+    return this.keys.length;
   }
 
-  private idPrefixMatches(prefix: string): DocKey[] {
+  private *idPrefixMatches(prefix: string): Iterable<number> {
     const bucket = this.idPrefixes.get(prefix.slice(0, Math.min(prefix.length, 4)));
-    if (!bucket) return [];
-    const out: DocKey[] = [];
-    for (const key of bucket) if (key.slice(2).toLowerCase().startsWith(prefix)) out.push(key);
-    return out;
+    if (!bucket) return;
+    for (const doc of bucket) if (this.keys[doc]!.slice(2).toLowerCase().startsWith(prefix)) yield doc;
   }
 
-  /** Documents that hold every token of the query: intersect, starting from the rarest token. */
-  private textMatches(query: string): DocKey[] {
-    const lists: Set<DocKey>[] = [];
+  /** Documents that hold every token of the query: walk the rarest token's list, probe the others. */
+  private *textMatches(query: string): Iterable<number> {
+    const lists: Set<number>[] = [];
     for (const token of tokenize(query)) {
       const list = this.postings.get(token);
-      if (!list) return [];
+      if (!list) return;
       lists.push(list);
     }
-    if (lists.length === 0) return [];
+    if (lists.length === 0) return;
     lists.sort((a, b) => a.size - b.size);
     const [smallest, ...rest] = lists;
-    const out: DocKey[] = [];
-    for (const key of smallest!) if (rest.every((list) => list.has(key))) out.push(key);
-    return out;
-  }
-
-  /** The `limit` newest of `keys`, newest first, without sorting every match of a common word. */
-  private newest(keys: DocKey[], limit: number): DocKey[] {
-    if (limit <= 0) return [];
-    const top: Array<{ key: DocKey; rank: number }> = [];
-    for (const key of keys) {
-      const rank = this.rank.get(key)!;
-      if (top.length === limit && rank <= top[top.length - 1]!.rank) continue;
-      let i = top.length;
-      while (i > 0 && top[i - 1]!.rank < rank) i--;
-      top.splice(i, 0, { key, rank });
-      if (top.length > limit) top.pop();
-    }
-    return top.map((t) => t.key);
+    for (const doc of smallest!) if (rest.every((list) => list.has(doc))) yield doc;
   }
 }
 
-function addTo(map: Map<string, Set<DocKey>>, token: string, key: DocKey): void {
+/** The `limit` highest (newest) document numbers, highest first, without sorting every match of a common word. */
+function newest(docs: Iterable<number>, limit: number): number[] {
+  const top: number[] = [];
+  for (const doc of docs) {
+    if (top.length === limit && doc <= top[limit - 1]!) continue;
+    let i = top.length;
+    while (i > 0 && top[i - 1]! < doc) i--;
+    top.splice(i, 0, doc);
+    if (top.length > limit) top.pop();
+  }
+  return top;
+}
+
+function addTo(map: Map<string, Set<number>>, token: string, doc: number): void {
   let set = map.get(token);
   if (!set) {
     set = new Set();
     map.set(token, set);
   }
-  set.add(key);
+  set.add(doc);
 }
 
-function removeFrom(map: Map<string, Set<DocKey>>, token: string, key: DocKey): void {
+function appendTo(map: Map<string, number[]>, prefix: string, doc: number): void {
+  const list = map.get(prefix);
+  if (list) list.push(doc);
+  else map.set(prefix, [doc]);
+}
+
+function removeFrom(map: Map<string, Set<number>>, token: string, doc: number): void {
   const set = map.get(token);
   if (!set) return;
-  set.delete(key);
+  set.delete(doc);
   if (set.size === 0) map.delete(token);
 }

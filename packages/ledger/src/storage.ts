@@ -26,7 +26,9 @@ export const FORMAT_VERSION = 1;
 /** Key layout: one byte of kind, then a big-endian number, so LevelDB's byte order is log order. */
 export const MARKER_KEY = Buffer.from('\x00hermes-ledger/format', 'latin1');
 const SNAPSHOT_META_KEY = Buffer.from('\x00hermes-ledger/snapshot', 'latin1');
-const EVENT_PREFIX = 0x65; // 'e' + u64 position
+const EVENT_PREFIX = 0x65; // 'e' + u64 position of the segment's first event
+/** Most events in one stored segment (one LevelDB value): large enough to amortise LevelDB's per-op cost. */
+const SEGMENT_EVENTS = 4096;
 const SNAPSHOT_PREFIX = 0x73; // 's' + u64 position + u32 part
 const SNAPSHOT_PART_BYTES = 4 * 1024 * 1024;
 
@@ -110,8 +112,11 @@ export async function checkFormatMarker(db: Db, path: string): Promise<void> {
   }
 }
 
-/** Reads the stored log in position order, `batch` entries at a time. */
-export async function* readStoredEvents(db: Db, batch = 2048): AsyncGenerator<Array<[number, Buffer]>> {
+/**
+ * Reads the stored log in position order: segments of consecutive events, each [first position, the events'
+ * msgpack encodings back to back], `batch` segments at a time.
+ */
+export async function* readStoredSegments(db: Db, batch = 64): AsyncGenerator<Array<[number, Buffer]>> {
   const iterator = db.iterator({ gte: eventKey(0), lt: Buffer.from([EVENT_PREFIX + 1]) });
   try {
     for (;;) {
@@ -124,8 +129,17 @@ export async function* readStoredEvents(db: Db, batch = 2048): AsyncGenerator<Ar
   }
 }
 
-export function decodeStoredEvent(value: Buffer): unknown {
-  return eventPackr.unpack(value);
+/** Decodes a segment, calling `each` with every value and its encoded size. Throws on bytes that are not msgpack. */
+export function decodeSegment(segment: Buffer, each: (value: unknown, size: number) => void): void {
+  eventPackr.unpackMultiple(segment, (value: unknown, start?: number, end?: number) => {
+    each(value, end! - start!);
+  });
+}
+
+/** Stored events waiting for the next batch: consecutive positions from `first`. */
+export interface PendingEvents {
+  first: number;
+  encoded: Uint8Array[];
 }
 
 export function encodeEvent(event: LedgerEvent): Buffer {
@@ -203,10 +217,14 @@ export class GroupCommit {
     return this.failure;
   }
 
-  write(ops: BatchOp[], mark = 0): Promise<void> {
+  /**
+   * Queues events at consecutive positions from `first`, plus any other operations (snapshots). Consecutive
+   * events from all callers of one tick are stored as a few large segments, not one LevelDB value each.
+   */
+  write(ops: BatchOp[], events?: PendingEvents): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    if (events && events.encoded.length > 0) this.queueEvents(events);
     for (const op of ops) this.pending.push(op);
-    if (mark > this.pendingMark) this.pendingMark = mark;
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.schedule();
     return done;
@@ -216,6 +234,20 @@ export class GroupCommit {
   async drain(): Promise<void> {
     if (this.pending.length === 0 && !this.writing) return;
     await this.write([]).catch(() => {});
+  }
+
+  private segments: PendingEvents[] = [];
+
+  private queueEvents(events: PendingEvents): void {
+    const last = this.segments[this.segments.length - 1];
+    const lastEnd = last ? last.first + last.encoded.length : -1;
+    if (last && lastEnd === events.first && last.encoded.length + events.encoded.length <= SEGMENT_EVENTS) {
+      for (const bytes of events.encoded) last.encoded.push(bytes);
+    } else {
+      this.segments.push({ first: events.first, encoded: [...events.encoded] });
+    }
+    const end = events.first + events.encoded.length - 1;
+    if (end > this.pendingMark) this.pendingMark = end;
   }
 
   private schedule(): void {
@@ -229,9 +261,15 @@ export class GroupCommit {
   }
 
   private async flush(): Promise<void> {
-    const ops = this.pending;
+    const ops: BatchOp[] = this.segments.map((segment) => ({
+      type: 'put',
+      key: eventKey(segment.first),
+      value: Buffer.concat(segment.encoded),
+    }));
+    for (const op of this.pending) ops.push(op);
     const waiters = this.waiters;
     const mark = this.pendingMark;
+    this.segments = [];
     this.pending = [];
     this.waiters = [];
     this.writing = true;

@@ -1,4 +1,11 @@
-import type { GossipKind, GossipMessage, MeshEvents, MeshNode, RequestHandler, RequestOptions } from '@hermes-mesh/mesh';
+import type {
+  GossipKind,
+  GossipMessage,
+  MeshEvents,
+  MeshNode,
+  RequestHandler,
+  RequestOptions,
+} from '@hermes-mesh/mesh';
 import { type BodyOf, decodeMessage, type Envelope, encodeMessage, type MessageKind } from '@hermes-mesh/protocol';
 
 /**
