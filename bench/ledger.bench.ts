@@ -125,7 +125,10 @@ async function catchUpLibp2p(events: number) {
   const fresh = await openLedger({ path: freshPath(), origin: freshMesh.peerId, snapshotEvery: 0 });
   const b = await createReplicator({ ledger: fresh, mesh: freshMesh, intervalMs: 0 });
   // The connect event may have fired before the replicator listened: pull once explicitly too.
-  await until(async () => (await b.syncAll(), fresh.position() === events), 60_000);
+  await until(async () => {
+    await b.syncAll();
+    return fresh.position() === events;
+  }, 60_000);
   const ms = performance.now() - start;
   if (fresh.stateHash() !== source.stateHash()) throw new Error('catch-up state differs');
   report(BENCH, 'catch_up_libp2p_loopback', ms, 'ms', {
