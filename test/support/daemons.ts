@@ -51,7 +51,8 @@ export async function startDaemonProcess(opts: DaemonOptions): Promise<DaemonPro
     ...(opts.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
     ...(opts.args ?? []),
   ];
-  const proc = spawn(process.execPath, args, {
+  // Same V8 flag as the bin's shebang, so tests measure what users run.
+  const proc = spawn(process.execPath, ['--max-semi-space-size=1', ...args], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -33,10 +33,8 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 /** The daemon's local HTTP API: its own advert, its membership view, and Prometheus metrics. */
 export function createApi(deps: ApiDeps): FastifyInstance {
-  const app = Fastify({
-    loggerInstance: deps.logger.child({ component: 'api' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
-  });
+  // Request lines are noise for a local API; its warnings and errors still get through.
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger });
   if (deps.token) {
     const token = deps.token;
     app.addHook('onRequest', async (req, reply) => {

@@ -1,8 +1,11 @@
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverOllama, discoverOpenAICompatible } from './models.js';
-import { createProber } from './prober.js';
+import { createCpuLoadSampler, createProber } from './prober.js';
 
 /** An Ollama server speaking the real /api/tags and /api/ps shapes, and an OpenAI-compatible /v1/models. */
 let server: Server;
@@ -155,8 +158,6 @@ describe('createProber', () => {
 
   it('combines GPUs, models and tier from injected system information', async () => {
     const si = {
-      currentLoad: async () => ({ currentLoad: 25 }),
-      mem: async () => ({ total: 64 * 2 ** 30, available: 40 * 2 ** 30 }),
       graphics: async () => ({
         controllers: [
           {
@@ -170,6 +171,8 @@ describe('createProber', () => {
     } as never;
     const prober = createProber({
       si,
+      cpuLoad: () => 0.25,
+      memory: () => ({ total: 64 * 2 ** 30, free: 40 * 2 ** 30 }),
       nvidiaSmiPath: '/nonexistent',
       modelEndpoints: [{ provider: 'ollama', url: base }],
     });
@@ -189,5 +192,41 @@ describe('createProber', () => {
     expect(r.models.map((m) => m.name)).toEqual(['qwen3:8b', 'llama3.1:70b']);
     // Tier depends on this machine's real core count (os.cpus()); with a 24 GB GPU and 64 GB RAM it is at least FULL when cores >= 4.
     expect(r.tier).toBe(r.cpu.cores >= 4 ? 'COMPUTE_HOST' : 'LITE');
+  });
+
+  it('repeats the slow hardware scans only every rescan interval', async () => {
+    let t = 0;
+    let graphicsCalls = 0;
+    const si = {
+      graphics: async () => {
+        graphicsCalls++;
+        return { controllers: [] };
+      },
+    } as never;
+    const dir = mkdtempSync(join(tmpdir(), 'smi-count-'));
+    const counter = join(dir, 'calls');
+    const smi = join(dir, 'nvidia-smi');
+    // Counts its runs, then fails like a box whose driver is missing.
+    writeFileSync(smi, `#!/bin/sh\necho x >> '${counter}'\nexit 9\n`);
+    chmodSync(smi, 0o755);
+    const prober = createProber({ si, nvidiaSmiPath: smi, hardwareRescanMs: 60_000, now: () => t });
+    await prober.probe();
+    t = 30_000;
+    await prober.probe();
+    expect(graphicsCalls).toBe(1);
+    expect(readFileSync(counter, 'utf8').trim().split('\n')).toHaveLength(1);
+    t = 61_000;
+    await prober.probe();
+    expect(graphicsCalls).toBe(2);
+    expect(readFileSync(counter, 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
+  it('measures CPU load from tick counters between probes', () => {
+    let ticks = { user: 100, nice: 0, sys: 0, idle: 900, irq: 0 };
+    const read = () => [{ model: 'x', speed: 1, times: ticks }];
+    const sample = createCpuLoadSampler(read);
+    ticks = { user: 400, nice: 0, sys: 100, idle: 1300, irq: 0 };
+    expect(sample()).toBe(0.5);
+    expect(sample()).toBe(0);
   });
 });

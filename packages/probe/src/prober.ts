@@ -23,7 +23,29 @@ export interface ProbeResult {
   warnings: string[];
 }
 
-type SystemInformation = Pick<typeof systeminformation, 'currentLoad' | 'mem' | 'graphics'>;
+type SystemInformation = Pick<typeof systeminformation, 'graphics'>;
+
+/** CPU busy fraction since the previous call, from os.cpus() tick counters: no process spawned, no file read. */
+export function createCpuLoadSampler(read: () => ReturnType<typeof cpus> = cpus): () => number {
+  const totals = () => {
+    let busy = 0;
+    let all = 0;
+    for (const { times } of read()) {
+      const sum = times.user + times.nice + times.sys + times.idle + times.irq;
+      all += sum;
+      busy += sum - times.idle;
+    }
+    return { busy, all };
+  };
+  let last = totals();
+  return () => {
+    const now = totals();
+    const all = now.all - last.all;
+    const load = all > 0 ? (now.busy - last.busy) / all : 0;
+    last = now;
+    return Math.min(1, Math.max(0, load));
+  };
+}
 
 export interface ProberInit {
   nvidiaSmiPath?: string;
@@ -33,8 +55,16 @@ export interface ProberInit {
   logger?: ProbeLogger;
   /** Injected in tests. */
   si?: SystemInformation;
+  cpuLoad?: () => number;
+  memory?: () => { total: number; free: number };
   /** Look for AMD/Intel/Apple GPUs through systeminformation (needs lspci on Linux). Default true. */
   otherGpus?: boolean;
+  /**
+   * How often the slow hardware lookups are repeated: systeminformation's GPU scan spawns ~10 processes, and a
+   * box without nvidia-smi will not grow one between two probes. Default 5 min.
+   */
+  hardwareRescanMs?: number;
+  now?: () => number;
 }
 
 export interface Prober {
@@ -72,48 +102,53 @@ export function createProber(init: ProberInit = {}): Prober {
   const si = init.si ?? systeminformation;
   const log = init.logger ?? silent;
   const nvidiaSmi = init.nvidiaSmiPath ?? 'nvidia-smi';
+  const now = init.now ?? Date.now;
+  const rescanMs = init.hardwareRescanMs ?? 5 * 60_000;
   let nvidiaAbsentLogged = false;
-  // The first currentLoad() call takes ~0.5 s while it samples; start it now so the first probe is quick.
-  const primed = si.currentLoad().catch(() => undefined);
+  let nvidiaAbsentUntil = 0;
+  let otherGpus: { gpus: Gpu[]; until: number } | undefined;
+  const cpuLoad = init.cpuLoad ?? createCpuLoadSampler();
+  // os.freemem() is MemAvailable on Linux (libuv reads /proc/meminfo): what a new workload can really use.
+  const memory = init.memory ?? (() => ({ total: totalmem(), free: freemem() }));
 
   return {
     async probe() {
       const started = performance.now();
       const warnings: string[] = [];
-      await primed;
-      const [load, mem, nvidia, discoveries] = await Promise.all([
-        si.currentLoad().catch(() => undefined),
-        si.mem().catch(() => undefined),
-        probeNvidia(nvidiaSmi, init.nvidiaSmiTimeoutMs ?? 5_000),
+      const [nvidia, discoveries] = await Promise.all([
+        now() < nvidiaAbsentUntil ? { gpus: [] } : probeNvidia(nvidiaSmi, init.nvidiaSmiTimeoutMs ?? 5_000),
         Promise.all((init.modelEndpoints ?? []).map((e) => discoverModels(e, init.fetchTimeoutMs ?? 2_000))),
       ]);
-      if (nvidia.warning) warnings.push(nvidia.warning);
-      if (nvidia.absent && !nvidiaAbsentLogged) {
+      if ('warning' in nvidia && nvidia.warning) warnings.push(nvidia.warning);
+      if ('absent' in nvidia && nvidia.absent) {
+        nvidiaAbsentUntil = now() + rescanMs;
+        if (!nvidiaAbsentLogged) log.debug({ reason: nvidia.absent }, 'no NVIDIA GPU');
         nvidiaAbsentLogged = true;
-        log.debug({ reason: nvidia.absent }, 'no NVIDIA GPU');
       }
-      const others =
-        init.otherGpus === false ? [] : await probeOtherGpus(si, nvidia.gpus.length).catch(() => [] as Gpu[]);
+      if (init.otherGpus !== false && (!otherGpus || now() >= otherGpus.until)) {
+        const gpus = await probeOtherGpus(si, 0).catch(() => [] as Gpu[]);
+        otherGpus = { gpus, until: now() + rescanMs };
+      }
+      const others = (otherGpus?.gpus ?? []).map((g, i) => ({ ...g, index: nvidia.gpus.length + i }));
       const gpus = [...nvidia.gpus, ...others];
       const models = discoveries.flatMap((d) => d.models);
       for (const d of discoveries) if (d.warning) warnings.push(d.warning);
       for (const w of warnings) log.warn({}, w);
       const cpuList = cpus();
       const cores = cpuList.length;
-      const memTotal = mem?.total ?? totalmem();
-      const memFree = mem?.available ?? freemem();
+      const mem = memory();
       return {
         cpu: {
           cores,
           model: (cpuList[0]?.model ?? 'unknown').trim().slice(0, 256),
-          load: load ? Math.min(1, Math.max(0, load.currentLoad / 100)) : 0,
+          load: cpuLoad(),
         },
-        mem: { total: memTotal, free: memFree },
+        mem,
         gpus,
         models,
         tier: classifyTier({
           cores,
-          memBytes: memTotal,
+          memBytes: mem.total,
           largestGpuVram: Math.max(0, ...gpus.map(usableVram)),
           totalVram: gpus.reduce((s, g) => s + g.vramTotal, 0),
         }),
@@ -122,8 +157,6 @@ export function createProber(init: ProberInit = {}): Prober {
         warnings,
       };
     },
-    async close() {
-      await primed;
-    },
+    async close() {},
   };
 }
