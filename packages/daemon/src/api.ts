@@ -34,7 +34,9 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 /** The daemon's local HTTP API: its own advert, its membership view, and Prometheus metrics. */
 export function createApi(deps: ApiDeps): FastifyInstance {
   // Request lines are noise for a local API; its warnings and errors still get through.
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger });
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
+  });
   if (deps.token) {
     const token = deps.token;
     app.addHook('onRequest', async (req, reply) => {
