@@ -8,6 +8,8 @@ import type { DaemonMetrics } from './metrics.js';
 export interface ApiDeps {
   self: () => Advert;
   members: () => Member[];
+  ledger: () => unknown;
+  search: (query: string, limit: number) => unknown[];
   metrics: DaemonMetrics;
   token: string | undefined;
   logger: Logger;
@@ -50,12 +52,27 @@ export function createApi(deps: ApiDeps): FastifyInstance {
     const now = Date.now();
     return { peers: deps.members().map((m) => memberView(m, now)) };
   });
+  app.get('/v1/ledger', async () => deps.ledger());
+  app.get<{ Querystring: { q?: string; limit?: string } }>('/v1/search', async (req, reply) => {
+    const q = (req.query.q ?? '').trim();
+    const limit = Number(req.query.limit ?? 20);
+    if (q === '' || q.length > 500)
+      return reply.code(400).send({ error: 'give a query: /v1/search?q=words (1-500 chars)' });
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      return reply.code(400).send({ error: 'limit must be an integer from 1 to 1000' });
+    }
+    return { hits: deps.search(q, limit) };
+  });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
   app.setNotFoundHandler(async (req, reply) =>
-    reply.code(404).send({ error: 'not found', path: req.url, hint: 'try /v1/node, /v1/peers or /metrics' }),
+    reply.code(404).send({
+      error: 'not found',
+      path: req.url,
+      hint: 'try /v1/node, /v1/peers, /v1/ledger, /v1/search?q= or /metrics',
+    }),
   );
   return app;
 }

@@ -36,6 +36,7 @@ export function buildProgram(): Command {
     .option('--dead-after-ms <ms>', 'silence after which a peer is dead (default 3000)', integer)
     .option('--probe-interval-ms <ms>', 'hardware/model probe interval (default 5000)', integer)
     .option('--mdns', 'find peers on the local network by mDNS')
+    .option('--ledger-fsync', 'fsync every ledger write batch (survives power loss)')
     .option('--nvidia-smi <path>', 'nvidia-smi executable (default: nvidia-smi on PATH)')
     .addOption(
       new Option('--log-level <level>', 'log level').choices([
@@ -67,6 +68,7 @@ type Flags = {
   deadAfterMs?: number;
   probeIntervalMs?: number;
   mdns?: boolean;
+  ledgerFsync?: boolean;
   nvidiaSmi?: string;
   logLevel?: DaemonConfigFile['logLevel'];
 };

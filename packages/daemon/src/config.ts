@@ -37,6 +37,8 @@ export const DaemonConfigFile = Type.Object(
     deadAfterMs: Type.Optional(Type.Integer({ minimum: 200, maximum: 600_000 })),
     probeIntervalMs: Type.Optional(Type.Integer({ minimum: 200, maximum: 3_600_000 })),
     mdns: Type.Optional(Type.Boolean()),
+    /** fsync every ledger batch: survives power loss, not only a killed process (costs ~0.2 ms per batch). */
+    ledgerFsync: Type.Optional(Type.Boolean()),
     models: Type.Optional(Type.Array(ModelEndpoint, { maxItems: 64 })),
     nvidiaSmi: Type.Optional(Type.String({ minLength: 1 })),
     logLevel: Type.Optional(
@@ -63,6 +65,7 @@ export interface DaemonConfig {
   deadAfterMs: number;
   probeIntervalMs: number;
   mdns: boolean;
+  ledgerFsync: boolean;
   models: Array<Static<typeof ModelEndpoint>>;
   nvidiaSmi: string;
   logLevel: string;
@@ -176,6 +179,7 @@ export function resolveConfig({ file = {}, flags, env, hostname }: ResolveInput)
     deadAfterMs,
     probeIntervalMs: merged.probeIntervalMs ?? 5_000,
     mdns: merged.mdns ?? false,
+    ledgerFsync: merged.ledgerFsync ?? false,
     models: merged.models ?? [],
     nvidiaSmi: merged.nvidiaSmi ?? 'nvidia-smi',
     logLevel: merged.logLevel ?? 'info',

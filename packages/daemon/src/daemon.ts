@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createReplicator, type Ledger, openLedger, type Replicator } from '@hermes-mesh/ledger';
 import {
   createMembership,
   createMeshNode,
@@ -25,6 +26,8 @@ export interface Daemon {
   advert(): Advert;
   members(): Member[];
   readonly mesh: MeshNode;
+  /** This node's replica of the mesh ledger. */
+  readonly ledger: Ledger;
   /** Announces leaving, so peers drop this node at once, then stops everything. */
   stop(reason?: string): Promise<void>;
 }
@@ -89,6 +92,14 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     mdns: config.mdns,
     logger: log,
   });
+  // Every node keeps a replica of the ledger, so no work is lost when a node or the coordinator dies.
+  const ledger = await openLedger({
+    path: join(config.dataDir, 'ledger'),
+    origin: mesh.peerId,
+    sync: config.ledgerFsync,
+  });
+  const replicator: Replicator = await createReplicator({ ledger, mesh });
+  logger.info({ ...ledger.counts(), openMs: Math.round(ledger.openStats.ms) }, 'ledger open');
   const rejections = createRejectionLog({
     count: (r) => metrics.rejected.inc({ reason: r.reason, kind: r.kind ?? 'unknown' }),
     log: (peer, r, suppressed) => log.warn({ peer, ...r, suppressed }, 'rejected a message from a peer'),
@@ -144,6 +155,11 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   });
   let current = buildAdvert();
   membership.observeAdvert(current);
+  const registered = await ledger.append({
+    type: 'node.registered',
+    data: { name: config.name, tier: probe.tier, location: config.location, labels: config.labels },
+  });
+  if (!registered.ok) log.warn({ error: registered.error }, 'could not record this node in the ledger');
 
   const publishAdvert = async () => {
     current = buildAdvert();
@@ -192,6 +208,8 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   const api = createApi({
     self: () => current,
     members: () => membership.members(),
+    ledger: () => ({ ...ledgerSummary(ledger), replication: replicator.stats() }),
+    search: (q, limit) => ledger.search(q, limit),
     metrics,
     token: config.apiToken,
     logger,
@@ -229,6 +247,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     addrs: () => mesh.addrs(),
     advert: () => current,
     members: () => membership.members(),
+    ledger,
     stop(reason = 'shutdown') {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
@@ -241,13 +260,27 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
           log.debug({ err: String(err) }, 'could not announce leaving');
         }
         await api.close();
+        replicator.stop();
         await mesh.stop();
+        await ledger.close();
         await prober.close();
         await rm(join(config.dataDir, STATE_FILE), { force: true });
         logger.info({ reason }, 'hermesd stopped');
       })();
       return stopping;
     },
+  };
+}
+
+/** What `GET /v1/ledger` shows: enough to see that replicas agree (same hash) and how far each has got. */
+export function ledgerSummary(ledger: Ledger) {
+  return {
+    origin: ledger.origin,
+    position: ledger.position(),
+    counts: ledger.counts(),
+    stateHash: ledger.stateHash(),
+    versionVector: ledger.versionVector(),
+    gaps: ledger.gaps(),
   };
 }
 

@@ -39,10 +39,10 @@ async function replicas(ids: string[], options: MemoryNetworkOptions = {}, inter
 }
 
 /** Writes `goals` whole goal lifecycles on a replica, in chunks so gossip interleaves with the writes. */
-async function writeGoals(replica: Replica, goals: number, prefix = replica.id) {
+async function writeGoals(replica: Replica, goals: number, prefix = replica.id, chunk = 400) {
   const inputs = lifecycleInputs({ prefix, goals, actionsPerGoal: 3, coordinator: replica.id, worker: replica.id });
-  for (let i = 0; i < inputs.length; i += 400) {
-    const results = await replica.ledger.appendMany(inputs.slice(i, i + 400));
+  for (let i = 0; i < inputs.length; i += chunk) {
+    const results = await replica.ledger.appendMany(inputs.slice(i, i + chunk));
     expect(results.every((r) => r.ok)).toBe(true);
   }
   return inputs.length;
@@ -132,7 +132,10 @@ describe('replication over the in-memory mesh', () => {
     const random = seededRandom(7);
     const { network, replicas: all } = await replicas(['a', 'b', 'c'], { deliverGossip: () => random() > 0.3 }, 0);
     network.connectAll(['a', 'b', 'c']);
-    const written = (await Promise.all(all.map((r) => writeGoals(r, 15)))).reduce((x, y) => x + y);
+    // Small sequential batches: each origin sends many gossip messages, so a lost one is followed by a later one
+    // that reveals the gap, whatever the machine's timing (one big batch could be lost with nothing after it).
+    let written = 0;
+    for (const r of all) written += await writeGoals(r, 15, r.id, 20);
     // No periodic anti-entropy here: only gap-triggered pulls repair the loss, until the last round below.
     await waitFor(() => all.some((r) => r.replicator.stats().pulledEvents > 0), 'a gap-triggered pull');
     await waitFor(
