@@ -1,3 +1,4 @@
+export * from './actions.js';
 export * from './assign.js';
 export * from './codec.js';
 export * from './ledger.js';
