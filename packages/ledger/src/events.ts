@@ -47,6 +47,8 @@ const EVENT_SPECS = {
       dependsOn: List(Str(128, 1), 1024),
       /** Starts in PREVIEW_PENDING: a human approves before it is placed. */
       preview: Type.Optional(Type.Boolean()),
+      /** What to run and where it may run (params, requirements, timeout): the coordinator's to define, opaque here. */
+      spec: Type.Optional(Type.Unknown()),
     }),
   },
   /** A transition of the action's ActionState; ASSIGNED carries the new epoch and the node. */
@@ -63,7 +65,13 @@ const EVENT_SPECS = {
   'action.output': {
     scope: 'action',
     needs: ['goalId', 'actionId', 'epoch'],
-    data: Type.Object({ ref: Str(1024, 1), summary: Type.Optional(Str(65_536)), bytes: Type.Optional(Int()) }),
+    data: Type.Object({
+      ref: Str(1024, 1),
+      summary: Type.Optional(Str(65_536)),
+      bytes: Type.Optional(Int()),
+      /** The result itself when small (dependents read it from the ledger); large results stay behind `ref`. */
+      value: Type.Optional(Type.Unknown()),
+    }),
   },
   /** The origin node announces itself (name, tier, labels); node id = event origin. */
   'node.registered': {

@@ -39,6 +39,7 @@ export interface Goal {
 
 export interface ActionOutput {
   ref: string;
+  value?: unknown;
   summary?: string;
   bytes?: number;
   node: string;
@@ -53,6 +54,8 @@ export interface Action {
   kind: string;
   description: string;
   dependsOn: string[];
+  /** The coordinator's description of what to run (params, requirements, timeout), as created. */
+  spec?: unknown;
   state: ActionState;
   /** The fencing token: bumped by every (re)assignment; 0 before the first. */
   epoch: number;
@@ -241,6 +244,7 @@ function createdAction(event: LedgerEvent): Action {
     kind: data.kind,
     description: data.description,
     dependsOn: [...data.dependsOn],
+    ...(data.spec === undefined ? {} : { spec: data.spec }),
     state: data.preview ? 'PREVIEW_PENDING' : 'PENDING',
     epoch: 0,
     attempts: 0,
