@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { LedgerEvent } from './ledger.js';
 import { Int, List, Str } from './schema.js';
 
 export const ActionKind = Type.Union([
@@ -22,7 +23,14 @@ export const Assignment = Type.Object({
 });
 export type Assignment = Static<typeof Assignment>;
 
-export const AssignBatch = Type.Object({ assignments: List(Assignment, 10_000) });
+export const AssignBatch = Type.Object({
+  assignments: List(Assignment, 10_000),
+  /**
+   * Ledger events the receiver must hold before it acts (the goal, the actions and their ASSIGNED events):
+   * ingesting them first advances its Lamport clock, so its progress events always sort after the assignment.
+   */
+  events: Type.Optional(List(LedgerEvent, 30_000)),
+});
 export type AssignBatch = Static<typeof AssignBatch>;
 
 export const Ack = Type.Object({
