@@ -148,6 +148,9 @@ export class LedgerCore {
   }
 
   private hold(event: LedgerEvent, bytes: Uint8Array): AcceptOutcome {
+    // Seeing an event, even one parked behind a gap, advances the Lamport clock: what this node writes next
+    // must sort after it (a worker's progress after the assignment it was handed directly).
+    if (event.lamport > this.clock) this.clock = event.lamport;
     let parked = this.held.get(event.origin);
     const already = parked?.get(event.seq);
     if (already) {
