@@ -4,14 +4,20 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import {
   type BodyOf,
   decodeMessage,
-  type Envelope,
   encodeMessage,
   MAX_MESSAGE_BYTES,
+  type Message,
   type MessageKind,
   type Rejection,
   topics,
 } from '@hermes-mesh/protocol';
-import { type GossipSub, type GossipsubOpts, gossipsub, type Message, TopicValidatorResult } from '@libp2p/gossipsub';
+import {
+  type GossipSub,
+  type Message as GossipsubMessage,
+  type GossipsubOpts,
+  gossipsub,
+  TopicValidatorResult,
+} from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
 import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface';
 import { mdns } from '@libp2p/mdns';
@@ -72,7 +78,7 @@ class Libp2pMeshNode implements MeshNode {
     'peer:disconnect': new Set(),
   };
   /** Validation already decoded each accepted gossip message; the delivery handler reuses it. */
-  private readonly validated = new WeakMap<Message, GossipMessage>();
+  private readonly validated = new WeakMap<GossipsubMessage, GossipMessage>();
   private readonly seq = new Map<MessageKind, number>();
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -132,7 +138,7 @@ class Libp2pMeshNode implements MeshNode {
     );
   }
 
-  private validateGossip(topic: string, msg: Message): TopicValidatorResult {
+  private validateGossip(topic: string, msg: GossipsubMessage): TopicValidatorResult {
     if (msg.type !== 'signed') return this.rejectGossip('unknown', { reason: 'bad-signature', detail: 'unsigned' });
     const signer = msg.from.toString();
     const decoded = decodeMessage(msg.data);
@@ -160,7 +166,7 @@ class Libp2pMeshNode implements MeshNode {
     return TopicValidatorResult.Reject;
   }
 
-  private deliverGossip(msg: Message): void {
+  private deliverGossip(msg: GossipsubMessage): void {
     const envelope = this.validated.get(msg);
     if (!envelope || msg.type !== 'signed') return;
     this.emit('message', envelope, msg.from.toString());
@@ -249,7 +255,7 @@ class Libp2pMeshNode implements MeshNode {
     kind: K,
     body: BodyOf<K>,
     options: RequestOptions = {},
-  ): Promise<Envelope> {
+  ): Promise<Message> {
     const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     let stream: Stream | undefined;

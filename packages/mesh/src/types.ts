@@ -1,4 +1,4 @@
-import type { BodyOf, Envelope, MessageKind, Rejection } from '@hermes-mesh/protocol';
+import type { BodyOf, Envelope, Message, MessageKind, Rejection } from '@hermes-mesh/protocol';
 
 /** Kinds that travel on gossipsub topics; the rest go over direct streams. */
 export type GossipKind = 'advert' | 'leave' | 'events';
@@ -17,7 +17,7 @@ export interface RequestOptions {
  * Throwing (or returning undefined) closes the stream without an answer; the requester sees an error.
  */
 export type RequestHandler = (
-  request: Envelope,
+  request: Message,
   peer: string,
   signal: AbortSignal,
 ) => Promise<{ kind: MessageKind; body: BodyOf<MessageKind> } | undefined>;
@@ -50,7 +50,7 @@ export interface MeshNode {
     kind: K,
     body: BodyOf<K>,
     options?: RequestOptions,
-  ): Promise<Envelope>;
+  ): Promise<Message>;
   dial(multiaddr: string, signal?: AbortSignal): Promise<void>;
   hangUp(peer: string): Promise<void>;
   stop(): Promise<void>;

@@ -6,7 +6,7 @@ import type {
   RequestHandler,
   RequestOptions,
 } from '@hermes-mesh/mesh';
-import { type BodyOf, decodeMessage, type Envelope, encodeMessage, type MessageKind } from '@hermes-mesh/protocol';
+import { type BodyOf, decodeMessage, encodeMessage, type Message, type MessageKind } from '@hermes-mesh/protocol';
 
 /**
  * An in-memory network of MeshNodes for tests and benchmarks: same interface, same codec (every message is
@@ -177,7 +177,7 @@ class MemoryMeshNode implements MeshNode {
     kind: K,
     body: BodyOf<K>,
     _options?: RequestOptions,
-  ): Promise<Envelope> {
+  ): Promise<Message> {
     const target = this.network.get(peer);
     if (this.stopped || !target || !this.isNeighbour(peer)) throw new Error(`not connected to ${peer}`);
     const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);

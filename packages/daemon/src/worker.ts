@@ -1,0 +1,177 @@
+import type { Ledger, LedgerEntry } from '@hermes-mesh/ledger';
+import type { MeshNode } from '@hermes-mesh/mesh';
+import { type Ack, type ActionOutput, type Assignment, PROTOCOLS } from '@hermes-mesh/protocol';
+import type { Logger } from 'pino';
+
+export type RunResult =
+  | { ok: true; output: ActionOutput }
+  | { ok: false; error: string; retryable: boolean; code?: string };
+
+/** What runs one action (the executor); a seam so the worker is tested without real runners. */
+export interface ActionRunner {
+  run(
+    assignment: Assignment,
+    options: { signal: AbortSignal; onProgress?: (p: { kind: string; message?: string }) => void },
+  ): Promise<RunResult>;
+}
+
+export interface WorkerInit {
+  mesh: MeshNode;
+  ledger: Ledger;
+  runner: ActionRunner;
+  slots: number;
+  logger: Logger;
+  /** Outputs larger than this stay on the node (referenced, not inlined in the ledger). */
+  inlineOutputBytes?: number;
+}
+
+export interface Worker {
+  busy(): number;
+  running(): Array<{ actionId: string; epoch: number; startedAt: number }>;
+  stop(): Promise<void>;
+}
+
+interface Running {
+  assignment: Assignment;
+  abort: AbortController;
+  startedAt: number;
+  done: Promise<void>;
+}
+
+/**
+ * Takes assignments from coordinators over /hermes/assign, runs them in the node's slots, and writes every
+ * ActionState change to the ledger. Cancellation and re-assignment elsewhere arrive through the ledger:
+ * when the action's epoch moves on or it is cancelled, the run is aborted.
+ */
+export async function createWorker(init: WorkerInit): Promise<Worker> {
+  const { ledger, logger } = init;
+  const inlineBytes = init.inlineOutputBytes ?? 256 * 1024;
+  const running = new Map<string, Running>();
+
+  const stopWatching = ledger.subscribe(ledger.position() + 1, (entries: LedgerEntry[]) => {
+    for (const { event } of entries) {
+      if (event.type !== 'action.state' || event.actionId === undefined) continue;
+      const run = running.get(event.actionId);
+      if (!run) continue;
+      const epoch = event.epoch ?? 0;
+      if (event.state === 'CANCELLED') run.abort.abort(new Error('cancelled'));
+      else if (event.state === 'ASSIGNED' && epoch > run.assignment.epoch) {
+        run.abort.abort(new Error(`epoch ${run.assignment.epoch} lost to epoch ${epoch}`));
+      }
+    }
+  });
+
+  function decide(a: Assignment): Ack {
+    const current = running.get(a.actionId);
+    if (current && current.assignment.epoch === a.epoch)
+      return { actionId: a.actionId, epoch: a.epoch, accepted: true };
+    const known = ledger.action(a.actionId);
+    if (known && (known.epoch > a.epoch || known.state === 'CANCELLED' || known.state === 'TERMINATED')) {
+      return {
+        actionId: a.actionId,
+        epoch: a.epoch,
+        accepted: false,
+        reason: `stale: action is ${known.state} at epoch ${known.epoch}`,
+      };
+    }
+    if (running.size >= init.slots) {
+      return { actionId: a.actionId, epoch: a.epoch, accepted: false, reason: `no free slot (${init.slots} busy)` };
+    }
+    current?.abort.abort(new Error(`superseded by epoch ${a.epoch}`));
+    start(a);
+    return { actionId: a.actionId, epoch: a.epoch, accepted: true };
+  }
+
+  async function write(
+    a: Assignment,
+    fields: { state?: 'IN_PROGRESS' | 'STATUS_VERIFICATION_REQUESTED' | 'ERROR'; error?: string; reason?: string },
+  ) {
+    const data: { error?: string; reason?: string } = {};
+    if (fields.error !== undefined) data.error = fields.error.slice(0, 16_000);
+    if (fields.reason !== undefined) data.reason = fields.reason.slice(0, 4_000);
+    const result = await ledger.append({
+      type: 'action.state',
+      goalId: a.goalId,
+      actionId: a.actionId,
+      epoch: a.epoch,
+      state: fields.state!,
+      data,
+    });
+    if (!result.ok) logger.warn({ action: a.actionId, error: result.error }, 'could not record action state');
+  }
+
+  async function recordOutput(a: Assignment, output: ActionOutput) {
+    const inline = output.bytes <= inlineBytes;
+    const result = await ledger.append({
+      type: 'action.output',
+      goalId: a.goalId,
+      actionId: a.actionId,
+      epoch: a.epoch,
+      data: {
+        ref: inline ? 'inline' : `node:${init.mesh.peerId}/${a.actionId}/${a.epoch}`,
+        summary: output.summary,
+        bytes: output.bytes,
+        ...(inline ? { value: output.value } : {}),
+      },
+    });
+    if (!result.ok) throw new Error(`could not record output: ${result.error}`);
+  }
+
+  function start(a: Assignment) {
+    const abort = new AbortController();
+    const entry: Running = { assignment: a, abort, startedAt: Date.now(), done: Promise.resolve() };
+    running.set(a.actionId, entry);
+    entry.done = (async () => {
+      try {
+        await write(a, { state: 'IN_PROGRESS' });
+        const result = await init.runner.run(a, {
+          signal: abort.signal,
+          onProgress: (p) => logger.debug({ action: a.actionId, ...p }, 'action progress'),
+        });
+        if (abort.signal.aborted) {
+          // The epoch moved on or the goal was cancelled: whoever owns the action now decides what happens.
+          logger.info({ action: a.actionId, epoch: a.epoch, reason: String(abort.signal.reason) }, 'action aborted');
+          return;
+        }
+        if (result.ok) {
+          await recordOutput(a, result.output);
+          await write(a, { state: 'STATUS_VERIFICATION_REQUESTED' });
+        } else {
+          await write(a, { state: 'ERROR', error: result.error, reason: result.retryable ? 'retryable' : 'permanent' });
+        }
+      } catch (err) {
+        logger.error({ action: a.actionId, err: String(err) }, 'action failed in the worker');
+        await write(a, { state: 'ERROR', error: String(err), reason: 'retryable' }).catch(() => {});
+      } finally {
+        if (running.get(a.actionId) === entry) running.delete(a.actionId);
+      }
+    })();
+  }
+
+  await init.mesh.handle(PROTOCOLS.assign, async (request, peer) => {
+    if (request.kind !== 'assign') return undefined;
+    const { assignments, events } = request.body;
+    if (events && events.length > 0) {
+      const report = await ledger.ingest(events);
+      if (report.invalid.length > 0)
+        logger.warn({ peer, invalid: report.invalid.slice(0, 3) }, 'assignment carried invalid events');
+    }
+    const acks = assignments.map(decide);
+    return { kind: 'ack', body: { acks } };
+  });
+
+  return {
+    busy: () => running.size,
+    running: () =>
+      [...running.values()].map((r) => ({
+        actionId: r.assignment.actionId,
+        epoch: r.assignment.epoch,
+        startedAt: r.startedAt,
+      })),
+    async stop() {
+      stopWatching();
+      for (const r of running.values()) r.abort.abort(new Error('node stopping'));
+      await Promise.allSettled([...running.values()].map((r) => r.done));
+    },
+  };
+}
