@@ -340,6 +340,16 @@ export class LedgerCore {
   }
 
   /** Rejected events, all or those of one goal or action. */
+  /** An action's own events in replay order, each with the reason when the fold rejected it. */
+  history(actionId: string): Array<{ event: LedgerEvent; rejected?: string }> {
+    const entity = this.actions.get(actionId);
+    if (!entity) return [];
+    return entity.entries.map((entry) => {
+      const reason = entity.rejected.get(entry);
+      return reason === undefined ? { event: entry.event } : { event: entry.event, rejected: reason };
+    });
+  }
+
   rejections(filter: { goalId?: string; actionId?: string } = {}): RejectedEvent[] {
     const out: RejectedEvent[] = [];
     const collect = (rejected: Map<LogEntry, string>) => {

@@ -83,6 +83,8 @@ export interface Ledger {
   actions(query?: ActionQuery): Action[];
   node(id: string): NodeRecord | undefined;
   nodes(): NodeRecord[];
+  /** An action's own events in replay order (the fold's view), with the reason for any it rejected. */
+  history(actionId: string): Array<{ event: LedgerEvent; rejected?: string }>;
   rejections(filter?: { goalId?: string; actionId?: string }): RejectedEvent[];
   conflicts(): readonly SeqConflict[];
   /** Origins with events waiting behind a gap. */
@@ -376,6 +378,10 @@ class LevelLedger implements Ledger {
   nodes() {
     return this.core.nodeList();
   }
+  history(actionId: string) {
+    return this.core.history(actionId);
+  }
+
   rejections(filter?: { goalId?: string; actionId?: string }) {
     return this.core.rejections(filter);
   }
