@@ -65,7 +65,7 @@ describe('command-line tools', () => {
   it('hermes-coord says what to do when the API is unreachable, with its own exit code', () => {
     const r = run(bin('hermes-coord'), ['--api', 'http://127.0.0.1:9', 'nodes']);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/cannot reach .*is hermesd running\?/);
+    expect(r.stderr).toMatch(/cannot reach .*is it running\? check --api/);
   });
 
   it('hermesd refuses bad input with exit code 2 and a reason', () => {

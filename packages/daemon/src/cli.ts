@@ -1,9 +1,16 @@
 import '@hermes-mesh/mesh/polyfill';
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { pino } from 'pino';
-import { ConfigError, type DaemonConfigFile, parseLabels, readConfigFile, resolveConfig } from './config.js';
-import { startDaemon } from './daemon.js';
+import { type Logger, pino } from 'pino';
+import {
+  ConfigError,
+  type DaemonConfig,
+  type DaemonConfigFile,
+  parseLabels,
+  readConfigFile,
+  resolveConfig,
+} from './config.js';
+import { type StartOptions, startDaemon } from './daemon.js';
 import { VERSION } from './version.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -15,9 +22,12 @@ const integer = (value: string) => {
 
 export const EXIT = { ok: 0, failure: 1, badInput: 2 } as const;
 
-export function buildProgram(): Command {
-  return new Command('hermesd')
-    .description('hermes-mesh node daemon: probes this box, joins the mesh, advertises what it can run')
+export function buildProgram(
+  name = 'hermesd',
+  description = 'hermes-mesh node daemon: probes this box, joins the mesh, advertises what it can run',
+): Command {
+  return new Command(name)
+    .description(description)
     .version(VERSION)
     .option('-c, --config <file>', 'YAML config file (flags override it)')
     .option('--data-dir <dir>', 'identity key, mesh key and state (default $HERMES_DATA_DIR or ~/.hermes)')
@@ -73,11 +83,19 @@ type Flags = {
   logLevel?: DaemonConfigFile['logLevel'];
 };
 
-export async function main(argv = process.argv): Promise<void> {
-  const program = buildProgram();
+export interface MainOptions {
+  /** Program name and description for --help (hermes-coord serve reuses this CLI). */
+  name?: string;
+  description?: string;
+  /** Builds what the node runs with, once the config is known (the executor; the coordinator plugin). */
+  startOptions?: (config: DaemonConfig, logger: Logger) => Promise<StartOptions> | StartOptions;
+}
+
+export async function main(argv = process.argv, options: MainOptions = {}): Promise<void> {
+  const program = buildProgram(options.name, options.description);
   program.parse(argv);
   const flags = program.opts<Flags>();
-  let config: ReturnType<typeof resolveConfig>;
+  let config: DaemonConfig;
   try {
     const file = flags.config ? await readConfigFile(flags.config) : undefined;
     const { config: _, labels, nvidiaSmi, ...rest } = flags;
@@ -97,7 +115,7 @@ export async function main(argv = process.argv): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { node: config.name } });
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
-    daemon = await startDaemon(config, logger);
+    daemon = await startDaemon(config, logger, (await options.startOptions?.(config, logger)) ?? {});
   } catch (err) {
     logger.fatal({ err: String(err) }, 'hermesd could not start');
     process.exitCode = err instanceof ConfigError ? EXIT.badInput : EXIT.failure;

@@ -7,16 +7,19 @@ import {
   loadOrCreateIdentity,
   loadOrCreateMeshKey,
   type Member,
+  type Membership,
   type MembershipEvent,
   type MeshNode,
 } from '@hermes-mesh/mesh';
 import { createProber, type ProbeResult } from '@hermes-mesh/probe';
 import { type Advert, createRejectionLog } from '@hermes-mesh/protocol';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createApi } from './api.js';
 import { ConfigError, type DaemonConfig } from './config.js';
 import { createDaemonMetrics } from './metrics.js';
 import { VERSION } from './version.js';
+import { type ActionRunner, createWorker } from './worker.js';
 
 export interface Daemon {
   readonly peerId: string;
@@ -65,7 +68,27 @@ async function claimDataDir(dataDir: string): Promise<void> {
 }
 
 /** Starts hermesd: identity, mesh key, probe, libp2p mesh, membership, adverts and the local API. */
-export async function startDaemon(config: DaemonConfig, logger: Logger): Promise<Daemon> {
+/** What a plugin (the coordinator service) gets: the node's parts, before the API starts listening. */
+export interface DaemonContext {
+  config: DaemonConfig;
+  logger: Logger;
+  mesh: MeshNode;
+  ledger: Ledger;
+  membership: Membership;
+  api: FastifyInstance;
+  /** Called when the daemon stops, before the mesh and ledger close. */
+  onStop(fn: () => Promise<void> | void): void;
+}
+
+export type DaemonPlugin = (context: DaemonContext) => Promise<void>;
+
+export interface StartOptions {
+  /** Runs assigned actions; without one the node takes no work (0 slots), e.g. a pure coordinator. */
+  runner?: ActionRunner;
+  plugins?: DaemonPlugin[];
+}
+
+export async function startDaemon(config: DaemonConfig, logger: Logger, options: StartOptions = {}): Promise<Daemon> {
   await claimDataDir(config.dataDir);
   const identity = await loadOrCreateIdentity(join(config.dataDir, 'identity.key'));
   const meshKey = await loadOrCreateMeshKey(config.meshKeyPath);
@@ -135,7 +158,10 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
   mesh.on('peer:disconnect', (peer) => membership.observeDisconnect(peer));
 
   let seq = 0;
-  const slots = config.slots ?? Math.max(1, probe.cpu.cores);
+  const slots = options.runner ? (config.slots ?? Math.max(1, probe.cpu.cores)) : 0;
+  const worker = options.runner
+    ? await createWorker({ mesh, ledger, runner: options.runner, slots, logger: logger.child({ component: 'worker' }) })
+    : undefined;
   const buildAdvert = (): Advert => ({
     nodeId: mesh.peerId,
     name: config.name,
@@ -145,7 +171,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     mem: probe.mem,
     gpus: probe.gpus,
     models: probe.models,
-    slots: { total: slots, busy: 0 },
+    slots: { total: slots, busy: Math.min(slots, worker?.busy() ?? 0) },
     location: config.location,
     draining: false,
     version: VERSION,
@@ -214,6 +240,10 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
     token: config.apiToken,
     logger,
   });
+  const stopHooks: Array<() => Promise<void> | void> = [];
+  for (const plugin of options.plugins ?? []) {
+    await plugin({ config, logger, mesh, ledger, membership, api, onStop: (fn) => stopHooks.push(fn) });
+  }
   const apiAddress = await api.listen({ host: config.api.host, port: config.api.port });
   const apiUrl = apiAddress.replace('0.0.0.0', '127.0.0.1');
   const state: DaemonStateFile = {
@@ -259,6 +289,8 @@ export async function startDaemon(config: DaemonConfig, logger: Logger): Promise
         } catch (err) {
           log.debug({ err: String(err) }, 'could not announce leaving');
         }
+        for (const hook of stopHooks) await hook();
+        await worker?.stop();
         await api.close();
         replicator.stop();
         await mesh.stop();

@@ -48,7 +48,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
   const inlineBytes = init.inlineOutputBytes ?? 256 * 1024;
   const running = new Map<string, Running>();
 
-  const stopWatching = ledger.subscribe(ledger.position() + 1, (entries: LedgerEntry[]) => {
+  const stopWatching = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
     for (const { event } of entries) {
       if (event.type !== 'action.state' || event.actionId === undefined) continue;
       const run = running.get(event.actionId);

@@ -1,0 +1,144 @@
+import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
+import type { Membership } from '@hermes-mesh/mesh';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { FastifyInstance } from 'fastify';
+import { type Coordinator, specOf } from './service.js';
+import { GoalRequest } from './spec.js';
+
+const checkGoal = TypeCompiler.Compile(GoalRequest);
+
+export interface RoutesDeps {
+  app: FastifyInstance;
+  ledger: Ledger;
+  coordinator: Coordinator;
+  membership: Membership;
+  /** Lists the mesh's models ranked by capability (the scheduler's view). */
+  models: () => unknown;
+}
+
+/** What status and watch show for one action. */
+export function actionView(action: Action, waitingReason?: string) {
+  const spec = specOf(action);
+  return {
+    id: action.id,
+    planId: spec?.planId ?? action.id,
+    flowId: action.flowId,
+    kind: action.kind,
+    description: action.description,
+    state: action.state,
+    node: action.node,
+    epoch: action.epoch,
+    attempts: action.attempts,
+    dependsOn: action.dependsOn,
+    output: action.output
+      ? { summary: action.output.summary, bytes: action.output.bytes, value: action.output.value }
+      : undefined,
+    error: action.error,
+    reason: action.reason,
+    waiting: waitingReason,
+    createdAt: action.createdAt,
+    updatedAt: action.updatedAt,
+  };
+}
+
+function goalView(deps: RoutesDeps, goalId: string) {
+  const goal = deps.ledger.goal(goalId);
+  if (!goal) return undefined;
+  const actions = deps.ledger.actions({ goalId }).map((a) => actionView(a, deps.coordinator.waitingReason(a.id)));
+  return { ...goal, actions };
+}
+
+/** The coordinator's REST API under /v1 and the SSE event stream. */
+export function registerRoutes(deps: RoutesDeps): void {
+  const { app, ledger, coordinator } = deps;
+
+  app.post('/v1/goals', async (req, reply) => {
+    if (!checkGoal.Check(req.body)) {
+      const errors = [...checkGoal.Errors(req.body)].slice(0, 10).map((e) => `${e.path || '/'}: ${e.message}`);
+      return reply.code(400).send({ error: 'invalid goal', details: errors });
+    }
+    try {
+      const { goalId } = await coordinator.submit(req.body);
+      return reply.code(201).send({ goalId });
+    } catch (err) {
+      return reply.code(400).send({ error: (err as Error).message });
+    }
+  });
+
+  app.get<{ Querystring: { state?: string; limit?: string } }>('/v1/goals', async (req) => {
+    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 50) || 50));
+    const goals = ledger
+      .goals(req.query.state ? { state: req.query.state as never } : {})
+      .sort((a, b) => b.submittedAt - a.submittedAt)
+      .slice(0, limit)
+      .map(({ flows: _f, recipes: _r, ...g }) => g);
+    return { goals };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/goals/:id', async (req, reply) => {
+    const view = goalView(deps, req.params.id) ?? goalByPrefix(deps, req.params.id);
+    return (
+      view ??
+      reply.code(404).send({ error: `no goal ${req.params.id}`, hint: 'hermes-coord search <words or id prefix>' })
+    );
+  });
+
+  app.post<{ Params: { id: string }; Body: { reason?: string } | undefined }>(
+    '/v1/goals/:id/cancel',
+    async (req, reply) => {
+      const outcome = await coordinator.cancel(req.params.id, req.body?.reason ?? 'cancelled by user');
+      if (outcome === 'not-found') return reply.code(404).send({ error: `no goal ${req.params.id}` });
+      if (outcome === 'already-finished')
+        return reply.code(409).send({ error: `goal ${req.params.id} already finished` });
+      return { goalId: req.params.id, state: 'CANCELLED' };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/v1/actions/:id/history', async (req, reply) => {
+    const action = ledger.action(req.params.id);
+    if (!action) return reply.code(404).send({ error: `no action ${req.params.id}` });
+    return { action: actionView(action), history: ledger.history(req.params.id) };
+  });
+
+  app.get('/v1/models', async () => deps.models());
+
+  app.get<{ Querystring: { goal?: string; from?: string } }>('/v1/events', (req, reply) => {
+    // Resumable: Last-Event-ID (or ?from=) is a ledger position; everything after it is sent, then live events.
+    const header = req.headers['last-event-id'];
+    const from = Number((Array.isArray(header) ? header[0] : header) ?? req.query.from ?? ledger.position());
+    if (!Number.isInteger(from) || from < 0) {
+      reply.code(400).send({ error: 'Last-Event-ID must be a ledger position (a non-negative integer)' });
+      return;
+    }
+    const goal = req.query.goal;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write(': hermes-mesh event stream\n\n');
+    const send = (entries: LedgerEntry[]) => {
+      let chunk = '';
+      for (const { position, event } of entries) {
+        if (goal && event.goalId !== goal) continue;
+        chunk += `id: ${position}\nevent: ${event.type}\ndata: ${JSON.stringify({ position, ...event })}\n\n`;
+      }
+      if (chunk) res.write(chunk);
+    };
+    const unsubscribe = ledger.subscribe(from, send);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    req.raw.on('close', () => {
+      clearInterval(keepAlive);
+      unsubscribe();
+    });
+  });
+}
+
+function goalByPrefix(deps: RoutesDeps, prefix: string) {
+  if (!/^[A-Za-z0-9]{4,}$/.test(prefix)) return undefined;
+  const matches = deps.ledger.goals({}).filter((g) => g.id.startsWith(prefix));
+  return matches.length === 1 ? goalView(deps, matches[0]!.id) : undefined;
+}

@@ -1,0 +1,14 @@
+import { main as daemonMain } from '@hermes-mesh/daemon';
+import { leastLoadedPlacer } from './least-loaded.js';
+import { coordinatorPlugin } from './serve.js';
+
+/** `hermes-coord serve [hermesd flags]`: a mesh node with the coordinator mounted on its API. */
+export async function serve(flags: string[]): Promise<void> {
+  await daemonMain(['node', 'hermes-coord serve', ...flags], {
+    name: 'hermes-coord serve',
+    description: 'hermes-mesh coordinator: a mesh node that takes goals and places their actions',
+    startOptions: () => ({
+      plugins: [coordinatorPlugin({ place: leastLoadedPlacer, models: (adverts) => ({ adverts: adverts.length }) })],
+    }),
+  });
+}

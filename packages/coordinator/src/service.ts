@@ -1,0 +1,528 @@
+import { randomBytes } from 'node:crypto';
+import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
+import type { Membership, MeshNode } from '@hermes-mesh/mesh';
+import type { Advert, Assignment, LedgerEvent } from '@hermes-mesh/protocol';
+import { PROTOCOLS } from '@hermes-mesh/protocol';
+import type { Logger } from 'pino';
+import { type ActionSpec, type GoalRequest, ledgerActionId, type Requirements } from './spec.js';
+
+/** A live node as placement sees it: its advert and how many actions this coordinator has running there. */
+export interface NodeView {
+  advert: Advert;
+  /** Actions this coordinator has assigned there and not yet seen finish. */
+  inFlight: number;
+}
+
+export interface PlacementRequest {
+  actionId: string;
+  kind: ActionSpec['kind'];
+  requires: Requirements;
+  policy: ActionSpec['policy'];
+}
+
+/** Placement: the scheduler package behind a seam, so the loop is tested with any strategy. */
+export type Placer = (
+  nodes: NodeView[],
+  requests: PlacementRequest[],
+) => {
+  placements: Array<{ actionId: string; nodeId: string; model?: string }>;
+  waiting: Array<{ actionId: string; explanation: string }>;
+};
+
+export interface CoordinatorInit {
+  ledger: Ledger;
+  mesh: MeshNode;
+  membership: Membership;
+  place: Placer;
+  logger: Logger;
+  /** Attempts per action before it fails for good (default 3). */
+  maxAttempts?: number;
+  /** First retry delay; doubles per attempt (default 200 ms). */
+  backoffMs?: number;
+  /** After a restart, how long to wait for nodes to reappear before re-placing their actions (default 3 s). */
+  startupGraceMs?: number;
+  assignTimeoutMs?: number;
+}
+
+export interface Coordinator {
+  submit(request: GoalRequest): Promise<{ goalId: string }>;
+  cancel(goalId: string, reason: string): Promise<'cancelled' | 'not-found' | 'already-finished'>;
+  /** Why an action waits, when placement could not put it anywhere. */
+  waitingReason(actionId: string): string | undefined;
+  stop(): void;
+}
+
+const ACTIVE_ON_NODE = new Set(['ASSIGNED', 'IN_PROGRESS']);
+const DONE = new Set(['COMPLETED', 'TERMINATED', 'CANCELLED', 'RECIPE_REQUESTED', 'RECIPE_RECEIVED']);
+
+export function newGoalId(): string {
+  return `g${randomBytes(8).toString('hex')}`;
+}
+
+export function specOf(action: Action): ActionSpec | undefined {
+  return action.spec as ActionSpec | undefined;
+}
+
+/**
+ * The coordinator's decision loop. Its state is a fold of the ledger: it writes goals, assignments and verdicts
+ * as events, reacts to the events nodes write, and after a restart picks every unfinished goal up from the ledger.
+ */
+export async function createCoordinator(init: CoordinatorInit): Promise<Coordinator> {
+  const { ledger, mesh, membership, logger } = init;
+  const self = mesh.peerId;
+  const maxAttempts = init.maxAttempts ?? 3;
+  const backoffMs = init.backoffMs ?? 200;
+  const startedAt = Date.now();
+  const graceMs = init.startupGraceMs ?? 3_000;
+
+  const candidates = new Set<string>();
+  const dependents = new Map<string, string[]>();
+  const remaining = new Map<string, Set<string>>();
+  const inFlight = new Map<string, Set<string>>();
+  const waiting = new Map<string, string>();
+  const retryTimers = new Set<NodeJS.Timeout>();
+  let scheduled = false;
+  let passRunning = false;
+  let stopped = false;
+
+  const owns = (goalId: string | undefined) => goalId !== undefined && ledger.goal(goalId)?.coordinator === self;
+
+  function track(action: Action): void {
+    for (const dep of action.dependsOn) {
+      const list = dependents.get(dep) ?? [];
+      if (!list.includes(action.id)) list.push(action.id);
+      dependents.set(dep, list);
+    }
+    let open = remaining.get(action.goalId);
+    if (!open) {
+      open = new Set();
+      remaining.set(action.goalId, open);
+    }
+    if (action.state === 'COMPLETED') open.delete(action.id);
+    else open.add(action.id);
+    if (action.node && ACTIVE_ON_NODE.has(action.state)) markInFlight(action.node, action.id);
+  }
+
+  function markInFlight(node: string, actionId: string) {
+    let set = inFlight.get(node);
+    if (!set) {
+      set = new Set();
+      inFlight.set(node, set);
+    }
+    set.add(actionId);
+  }
+
+  function clearInFlight(actionId: string) {
+    for (const set of inFlight.values()) set.delete(actionId);
+  }
+
+  function schedule(): void {
+    if (scheduled || stopped) return;
+    scheduled = true;
+    // Coalesce: everything that became ready in this turn of the event loop is placed in one batch.
+    setImmediate(() => {
+      scheduled = false;
+      void runPass();
+    });
+  }
+
+  function later(actionId: string, ms: number) {
+    const t = setTimeout(() => {
+      retryTimers.delete(t);
+      candidates.add(actionId);
+      schedule();
+    }, ms);
+    retryTimers.add(t);
+  }
+
+  // ---- resume from the ledger ----
+  for (const goal of ledger.goals({ state: 'ACTIVE' })) {
+    if (goal.coordinator !== self) continue;
+    for (const action of ledger.actions({ goalId: goal.id })) {
+      track(action);
+      if (!DONE.has(action.state)) candidates.add(action.id);
+    }
+  }
+  if (candidates.size > 0) logger.info({ actions: candidates.size }, 'resuming unfinished goals from the ledger');
+
+  /** Is this action's node gone (dead, left, or never seen again after our own restart)? */
+  function nodeGone(node: string | undefined): boolean {
+    if (!node) return true;
+    const member = membership.get(node);
+    if (!member) return Date.now() - startedAt > graceMs;
+    return member.state === 'dead' || member.state === 'left';
+  }
+
+  function readyToPlace(action: Action): boolean {
+    const goal = ledger.goal(action.goalId);
+    if (!goal || goal.state !== 'ACTIVE' || goal.coordinator !== self) return false;
+    const state = action.state;
+    const placeable =
+      state === 'PENDING' ||
+      state === 'PREVIEW_APPROVED' ||
+      state === 'FALLBACK_RECEIVED' ||
+      (state === 'ERROR' && action.reason === 'retryable' && action.attempts < maxAttempts) ||
+      (ACTIVE_ON_NODE.has(state) && nodeGone(action.node));
+    if (!placeable) return false;
+    return action.dependsOn.every((dep) => ledger.action(dep)?.state === 'COMPLETED');
+  }
+
+  async function runPass(): Promise<void> {
+    if (passRunning) {
+      scheduled = false;
+      schedule();
+      return;
+    }
+    passRunning = true;
+    try {
+      const ready: Action[] = [];
+      for (const id of candidates) {
+        const action = ledger.action(id);
+        candidates.delete(id);
+        if (action && readyToPlace(action)) ready.push(action);
+      }
+      if (ready.length === 0) return;
+      const nodes: NodeView[] = membership
+        .members()
+        .filter((m) => m.state === 'alive' && m.advert.slots.total > 0)
+        .map((m) => ({ advert: m.advert, inFlight: inFlight.get(m.nodeId)?.size ?? 0 }));
+      const byId = new Map(ready.map((a) => [a.id, a]));
+      const { placements, waiting: unplaced } = init.place(
+        nodes,
+        ready.map((a) => {
+          const spec = specOf(a)!;
+          return { actionId: a.id, kind: spec.kind, requires: spec.requires, policy: spec.policy };
+        }),
+      );
+      for (const w of unplaced) {
+        waiting.set(w.actionId, w.explanation);
+        // Re-evaluated when adverts change: a cheap retry keeps it simple and bounded.
+        later(w.actionId, 500);
+      }
+      const perNode = new Map<string, Array<{ action: Action; model?: string }>>();
+      for (const p of placements) {
+        const action = byId.get(p.actionId)!;
+        waiting.delete(p.actionId);
+        const list = perNode.get(p.nodeId) ?? [];
+        list.push(p.model === undefined ? { action } : { action, model: p.model });
+        perNode.set(p.nodeId, list);
+      }
+      await Promise.all([...perNode].map(([node, list]) => assign(node, list)));
+    } catch (err) {
+      logger.error({ err: String(err) }, 'placement pass failed');
+    } finally {
+      passRunning = false;
+    }
+  }
+
+  /** One batch per node: ASSIGNED events in one ledger write, one direct message, one ack. */
+  async function assign(node: string, list: Array<{ action: Action; model?: string }>): Promise<void> {
+    const results = await ledger.appendMany(
+      list.map(({ action }) => ({
+        type: 'action.state' as const,
+        goalId: action.goalId,
+        actionId: action.id,
+        epoch: action.epoch + 1,
+        state: 'ASSIGNED' as const,
+        data: { node },
+      })),
+    );
+    const events: LedgerEvent[] = [];
+    const assignments: Assignment[] = [];
+    results.forEach((r, i) => {
+      const { action, model } = list[i]!;
+      if (!r.ok || r.rejected) {
+        logger.warn({ action: action.id, error: r.ok ? r.rejected : r.error }, 'assignment not recorded');
+        return;
+      }
+      clearInFlight(action.id);
+      markInFlight(node, action.id);
+      events.push(r.event);
+      assignments.push(assignmentOf(action, r.event.epoch!, model));
+    });
+    if (assignments.length === 0) return;
+    let acks: Array<{ actionId: string; accepted: boolean; reason?: string }>;
+    try {
+      const reply = await mesh.request(
+        node,
+        PROTOCOLS.assign,
+        'assign',
+        { assignments, events },
+        {
+          timeoutMs: init.assignTimeoutMs ?? 5_000,
+        },
+      );
+      if (reply.kind !== 'ack') throw new Error(`expected ack, got ${reply.kind}`);
+      acks = reply.body.acks;
+    } catch (err) {
+      acks = assignments.map((a) => ({ actionId: a.actionId, accepted: false, reason: `unreachable: ${String(err)}` }));
+    }
+    const refused = acks.filter((a) => !a.accepted);
+    if (refused.length === 0) return;
+    logger.info({ node, refused: refused.length, reason: refused[0]!.reason }, 'node refused assignments');
+    await ledger.appendMany(
+      refused.map((ack) => {
+        const a = assignments.find((x) => x.actionId === ack.actionId)!;
+        return {
+          type: 'action.state' as const,
+          goalId: a.goalId,
+          actionId: a.actionId,
+          epoch: a.epoch,
+          state: 'PENDING' as const,
+          data: { reason: (ack.reason ?? 'refused').slice(0, 4000) },
+        };
+      }),
+    );
+    for (const ack of refused) {
+      clearInFlight(ack.actionId);
+      later(ack.actionId, backoffMs);
+    }
+  }
+
+  function assignmentOf(action: Action, epoch: number, model?: string): Assignment {
+    const spec = specOf(action)!;
+    let params = spec.params;
+    const inputs = inputsOf(action);
+    if (inputs) params = { ...(params as object), inputs };
+    const a: Assignment = {
+      goalId: action.goalId,
+      actionId: action.id,
+      epoch,
+      kind: spec.kind,
+      params,
+      timeoutMs: spec.timeoutMs,
+    };
+    const chosen = model ?? spec.requires.model;
+    if (chosen) a.model = chosen;
+    if (spec.requires.provider) a.provider = spec.requires.provider;
+    return a;
+  }
+
+  /** Outputs of the actions this one depends on, keyed by their plan ids, for `fromActions` inputs. */
+  function inputsOf(action: Action): Record<string, unknown> | undefined {
+    if (action.dependsOn.length === 0) return undefined;
+    const inputs: Record<string, unknown> = {};
+    for (const dep of action.dependsOn) {
+      const d = ledger.action(dep);
+      const planId = d ? (specOf(d)?.planId ?? dep) : dep;
+      if (d?.output)
+        inputs[planId] = { value: d.output.value, summary: d.output.summary ?? '', bytes: d.output.bytes ?? 0 };
+    }
+    return inputs;
+  }
+
+  // ---- reacting to what nodes report ----
+  const verdicts: Array<{ action: Action; state: 'COMPLETED' | 'ERROR' | 'TERMINATED'; error?: string }> = [];
+  let verdictFlush = false;
+
+  function verdict(v: (typeof verdicts)[number]) {
+    verdicts.push(v);
+    if (verdictFlush) return;
+    verdictFlush = true;
+    setImmediate(() => void flushVerdicts());
+  }
+
+  async function flushVerdicts() {
+    verdictFlush = false;
+    const batch = verdicts.splice(0);
+    if (batch.length === 0) return;
+    await ledger.appendMany(
+      batch.map(({ action, state, error }) => ({
+        type: 'action.state' as const,
+        goalId: action.goalId,
+        actionId: action.id,
+        epoch: action.epoch,
+        state,
+        data: error === undefined ? {} : { error },
+      })),
+    );
+  }
+
+  /** A worker's claim of success is checked, not trusted: the output must exist for this epoch, from this node. */
+  function verify(action: Action): string | undefined {
+    const out = action.output;
+    if (!out) return 'no output recorded';
+    if (out.epoch !== action.epoch || out.node !== action.node) return 'output from another epoch or node';
+    const spec = specOf(action);
+    const wantsJson = spec?.kind === 'llm' && (spec.params as { responseFormat?: string }).responseFormat === 'json';
+    if (wantsJson && (typeof out.value !== 'object' || out.value === null)) return 'asked for JSON, got none';
+    return undefined;
+  }
+
+  async function finishGoal(goalId: string, outcome: 'COMPLETED' | 'FAILED', summary: string) {
+    const goal = ledger.goal(goalId);
+    if (!goal || goal.state !== 'ACTIVE') return;
+    await ledger.append({ type: 'goal.finished', goalId, data: { outcome, summary: summary.slice(0, 65_000) } });
+    remaining.delete(goalId);
+    logger.info({ goal: goalId, outcome }, 'goal finished');
+  }
+
+  function onActionEvent(event: LedgerEvent) {
+    const action = ledger.action(event.actionId!);
+    if (!action || !owns(action.goalId)) return;
+    if (event.type === 'action.created') {
+      track(action);
+      candidates.add(action.id);
+      schedule();
+      return;
+    }
+    if (event.type !== 'action.state' || event.epoch !== action.epoch || event.state !== action.state) return;
+    switch (action.state) {
+      case 'STATUS_VERIFICATION_REQUESTED': {
+        clearInFlight(action.id);
+        const problem = verify(action);
+        verdict(
+          problem
+            ? { action, state: 'ERROR', error: `verification failed: ${problem}` }
+            : { action, state: 'COMPLETED' },
+        );
+        break;
+      }
+      case 'COMPLETED': {
+        clearInFlight(action.id);
+        const open = remaining.get(action.goalId);
+        open?.delete(action.id);
+        for (const d of dependents.get(action.id) ?? []) candidates.add(d);
+        if (open && open.size === 0) void finishGoal(action.goalId, 'COMPLETED', summaryOf(action.goalId));
+        schedule();
+        break;
+      }
+      case 'ERROR': {
+        clearInFlight(action.id);
+        const spec = specOf(action);
+        const allowed = Math.min(maxAttempts, 1 + (spec?.retries ?? maxAttempts - 1));
+        if (action.reason === 'retryable' && action.attempts < allowed) {
+          later(action.id, backoffMs * 2 ** (action.attempts - 1));
+        } else {
+          verdict({ action, state: 'TERMINATED', error: action.error ?? 'failed' });
+          void failGoal(action);
+        }
+        break;
+      }
+      case 'PENDING':
+        candidates.add(action.id);
+        schedule();
+        break;
+      default:
+    }
+  }
+
+  async function failGoal(action: Action) {
+    const goalId = action.goalId;
+    await cancelOpenActions(goalId, `goal failed: action ${specOf(action)?.planId ?? action.id} failed`, action.id);
+    await finishGoal(
+      goalId,
+      'FAILED',
+      `action ${specOf(action)?.planId ?? action.id} failed after ${action.attempts} attempt(s): ${action.error ?? ''}`,
+    );
+  }
+
+  function summaryOf(goalId: string): string {
+    return ledger
+      .actions({ goalId })
+      .map((a) => `${specOf(a)?.planId ?? a.id}: ${a.output?.summary ?? a.state}`)
+      .join('\n');
+  }
+
+  async function cancelOpenActions(goalId: string, reason: string, except?: string) {
+    const open = ledger
+      .actions({ goalId })
+      .filter((a) => a.id !== except && !DONE.has(a.state) && a.state !== 'COMPLETED');
+    if (open.length === 0) return;
+    await ledger.appendMany(
+      open.map((a) => ({
+        type: 'action.state' as const,
+        goalId,
+        actionId: a.id,
+        epoch: a.epoch,
+        state: 'CANCELLED' as const,
+        data: { reason },
+      })),
+    );
+    for (const a of open) clearInFlight(a.id);
+  }
+
+  const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
+    for (const { event } of entries) {
+      if (event.actionId !== undefined && (event.type === 'action.state' || event.type === 'action.created')) {
+        onActionEvent(event);
+      }
+    }
+  });
+
+  // Nodes die without writing anything: watch membership for actions stranded on them.
+  const deadWatch = setInterval(() => {
+    for (const [node, actions] of inFlight) {
+      if (actions.size === 0 || !nodeGone(node)) continue;
+      logger.warn({ node, actions: actions.size }, 're-placing actions of a node that is gone');
+      for (const id of actions) candidates.add(id);
+      actions.clear();
+      schedule();
+    }
+  }, 200);
+  deadWatch.unref();
+  schedule();
+
+  return {
+    async submit(request) {
+      const goalId = newGoalId();
+      const policy = request.policy ?? 'local_preferred';
+      const ids = new Set(request.actions.map((a) => a.id));
+      for (const a of request.actions) {
+        for (const dep of a.dependsOn) if (!ids.has(dep)) throw new Error(`action ${a.id}: unknown dependency ${dep}`);
+      }
+      const inputs = [
+        { type: 'goal.submitted' as const, goalId, data: { text: request.goal, coordinator: self } },
+        ...request.flows.map((f) => ({
+          type: 'flow.created' as const,
+          goalId,
+          data: { flowId: f.id, persona: f.persona, ...(f.description ? { description: f.description } : {}) },
+        })),
+        ...request.actions.map((a) => {
+          const spec: ActionSpec = {
+            planId: a.id,
+            kind: a.kind,
+            params: a.params,
+            timeoutMs: a.timeoutMs ?? 10 * 60_000,
+            retries: a.retries ?? maxAttempts - 1,
+            requires: a.requires ?? {},
+            policy,
+          };
+          return {
+            type: 'action.created' as const,
+            goalId,
+            actionId: ledgerActionId(goalId, a.id),
+            data: {
+              flowId: a.flowId,
+              kind: a.kind,
+              description: a.description ?? `${a.kind} ${a.id}`,
+              dependsOn: a.dependsOn.map((d) => ledgerActionId(goalId, d)),
+              spec,
+            },
+          };
+        }),
+      ];
+      // Durable before the caller gets an id: a crash after this line loses nothing.
+      const results = await ledger.appendMany(inputs);
+      const failed = results.find((r) => !r.ok || r.rejected);
+      if (failed) throw new Error(`goal not recorded: ${failed.ok ? failed.rejected : failed.error}`);
+      return { goalId };
+    },
+    async cancel(goalId, reason) {
+      const goal = ledger.goal(goalId);
+      if (!goal) return 'not-found';
+      if (goal.state !== 'ACTIVE') return 'already-finished';
+      await cancelOpenActions(goalId, reason);
+      await ledger.append({ type: 'goal.cancelled', goalId, data: { reason } });
+      remaining.delete(goalId);
+      return 'cancelled';
+    },
+    waitingReason: (actionId) => waiting.get(actionId),
+    stop() {
+      stopped = true;
+      unsubscribe();
+      clearInterval(deadWatch);
+      for (const t of retryTimers) clearTimeout(t);
+    },
+  };
+}

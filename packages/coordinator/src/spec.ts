@@ -1,0 +1,76 @@
+import { ActionKind, ReasoningEffort, Tier } from '@hermes-mesh/protocol';
+import { type Static, Type } from '@sinclair/typebox';
+
+export const Policy = Type.Union([Type.Literal('local_preferred'), Type.Literal('cloud_preferred')]);
+export type Policy = Static<typeof Policy>;
+
+export const Complexity = Type.Union([
+  Type.Literal('low'),
+  Type.Literal('medium'),
+  Type.Literal('high'),
+  Type.Literal('expert'),
+]);
+
+/** Where an action may run: what placement must satisfy. */
+export const Requirements = Type.Object(
+  {
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    reasoningEffort: Type.Optional(ReasoningEffort),
+    complexity: Type.Optional(Complexity),
+    minTier: Type.Optional(Tier),
+    labels: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 256 }))),
+  },
+  { additionalProperties: false },
+);
+export type Requirements = Static<typeof Requirements>;
+
+/** What the coordinator stores with each action (ledger action.created `spec`): enough to place it again after a restart. */
+export const ActionSpec = Type.Object({
+  /** The id the plan gave it, unique within the goal. */
+  planId: Type.String({ minLength: 1, maxLength: 64 }),
+  kind: ActionKind,
+  params: Type.Unknown(),
+  timeoutMs: Type.Integer({ minimum: 1 }),
+  retries: Type.Integer({ minimum: 0, maximum: 10 }),
+  requires: Requirements,
+  policy: Policy,
+});
+export type ActionSpec = Static<typeof ActionSpec>;
+
+/** A goal as the API takes it: the planner's flattened plan plus per-call options. */
+export const GoalRequest = Type.Object(
+  {
+    goal: Type.String({ minLength: 1, maxLength: 65_536 }),
+    policy: Type.Optional(Policy),
+    flows: Type.Array(
+      Type.Object({
+        id: Type.String({ minLength: 1, maxLength: 64 }),
+        persona: Type.String({ maxLength: 256 }),
+        description: Type.Optional(Type.String({ maxLength: 4096 })),
+      }),
+      { minItems: 1, maxItems: 1000 },
+    ),
+    actions: Type.Array(
+      Type.Object({
+        id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }),
+        flowId: Type.String({ minLength: 1, maxLength: 64 }),
+        kind: ActionKind,
+        description: Type.Optional(Type.String({ maxLength: 16_384 })),
+        params: Type.Unknown(),
+        dependsOn: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 1024 }),
+        timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 * 1000 })),
+        retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 10 })),
+        requires: Type.Optional(Requirements),
+      }),
+      { minItems: 1, maxItems: 100_000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type GoalRequest = Static<typeof GoalRequest>;
+
+/** Ledger action ids are mesh-wide: the goal id namespaces the plan's own ids. */
+export function ledgerActionId(goalId: string, planId: string): string {
+  return `${goalId}.${planId}`;
+}
