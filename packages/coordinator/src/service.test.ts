@@ -1,0 +1,268 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ActionRunner, createWorker, type RunResult } from '@hermes-mesh/daemon';
+import { createMemoryNetwork, createReplicator, type Ledger, openLedger } from '@hermes-mesh/ledger';
+import { createMembership, type Membership } from '@hermes-mesh/mesh';
+import { type Assignment, sampleAdvert } from '@hermes-mesh/protocol';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/support/wait.js';
+import { leastLoadedPlacer } from './least-loaded.js';
+import { type Coordinator, createCoordinator } from './service.js';
+import type { GoalRequest } from './spec.js';
+
+const logger = pino({ level: 'silent' });
+const cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+/** Test actions say what to do in their params: how long to take, and whether to fail. */
+interface Script {
+  ms?: number;
+  fail?: 'retryable' | 'permanent';
+  failTimes?: number;
+}
+
+function scriptedRunner(log: string[], failures = new Map<string, number>()): ActionRunner {
+  return {
+    async run(a: Assignment, { signal }): Promise<RunResult> {
+      const s = (a.params ?? {}) as Script;
+      log.push(`start ${a.actionId}@${a.epoch}`);
+      if (s.ms) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, s.ms);
+          signal.addEventListener('abort', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      if (signal.aborted) {
+        log.push(`aborted ${a.actionId}@${a.epoch}`);
+        return { ok: false, error: 'aborted', retryable: true };
+      }
+      const failed = failures.get(a.actionId) ?? 0;
+      if (s.fail && failed < (s.failTimes ?? Number.POSITIVE_INFINITY)) {
+        failures.set(a.actionId, failed + 1);
+        return { ok: false, error: `scripted ${s.fail} failure`, retryable: s.fail === 'retryable' };
+      }
+      log.push(`done ${a.actionId}@${a.epoch}`);
+      return { ok: true, output: { value: { id: a.actionId }, summary: `did ${a.actionId}`, bytes: 20 } };
+    },
+  };
+}
+
+interface Cluster {
+  ledgers: Map<string, Ledger>;
+  membership: Membership;
+  coordinator: Coordinator;
+  log: string[];
+  /** Stops the coordinator and starts a new one on the same ledger, as after a crash and restart. */
+  restartCoordinator(): Promise<void>;
+  advance(ms: number): void;
+}
+
+async function cluster(workers: string[], runners = new Map<string, ActionRunner>()): Promise<Cluster> {
+  const network = createMemoryNetwork();
+  const ledgers = new Map<string, Ledger>();
+  const meshes = new Map<string, ReturnType<typeof network.node>>();
+  const log: string[] = [];
+  let t = 0;
+  const membership = createMembership({ selfId: 'coord', now: () => t, deadAfterMs: 3_000 });
+  for (const id of ['coord', ...workers]) {
+    const path = mkdtempSync(join(tmpdir(), `coord-test-${id}-`));
+    const ledger = await openLedger({ path, origin: id });
+    const mesh = network.node(id);
+    meshes.set(id, mesh);
+    const replicator = await createReplicator({ ledger, mesh, intervalMs: 50 });
+    ledgers.set(id, ledger);
+    cleanup.push(async () => {
+      replicator.stop();
+      await ledger.close();
+      rmSync(path, { recursive: true, force: true });
+    });
+    if (id === 'coord') continue;
+    const worker = await createWorker({
+      mesh,
+      ledger,
+      runner: runners.get(id) ?? scriptedRunner(log),
+      slots: 2,
+      logger,
+    });
+    cleanup.push(() => worker.stop());
+    membership.observeAdvert(sampleAdvert({ nodeId: id, name: id, slots: { total: 2, busy: 0 }, seq: 1 }));
+  }
+  network.connectAll(['coord', ...workers]);
+  const start = () =>
+    createCoordinator({
+      ledger: ledgers.get('coord')!,
+      mesh: meshes.get('coord')!,
+      membership,
+      place: leastLoadedPlacer,
+      logger,
+      backoffMs: 10,
+      startupGraceMs: 0,
+    });
+  const c: Cluster = {
+    ledgers,
+    membership,
+    log,
+    coordinator: await start(),
+    async restartCoordinator() {
+      c.coordinator.stop();
+      c.coordinator = await start();
+    },
+    advance(ms) {
+      t += ms;
+      membership.tick();
+    },
+  };
+  cleanup.unshift(() => c.coordinator.stop());
+  return c;
+}
+
+function plan(actions: Array<{ id: string; after?: string[]; script?: Script; flow?: string }>): GoalRequest {
+  return {
+    goal: 'test goal',
+    flows: [
+      { id: 'f1', persona: 'Research Analyst' },
+      { id: 'f2', persona: 'Code Writer' },
+    ],
+    actions: actions.map((a) => ({
+      id: a.id,
+      flowId: a.flow ?? 'f1',
+      kind: 'builtin',
+      params: a.script ?? {},
+      dependsOn: a.after ?? [],
+    })),
+  };
+}
+
+const goalState = (c: Cluster, goalId: string) => c.ledgers.get('coord')!.goal(goalId)?.state;
+const states = (ledger: Ledger, actionId: string) =>
+  ledger
+    .history(actionId)
+    .filter((h) => !h.rejected && h.event.type === 'action.state')
+    .map((h) => h.event.state);
+
+describe('coordinator loop', () => {
+  it('runs two parallel flows in dependency order; every replica holds the full history of every action', async () => {
+    const c = await cluster(['w1', 'w2']);
+    const { goalId } = await c.coordinator.submit(
+      plan([
+        { id: 'a', script: { ms: 20 } },
+        { id: 'b', flow: 'f2', script: { ms: 20 } },
+        { id: 'c', after: ['a', 'b'] },
+        { id: 'd', after: ['c'], flow: 'f2' },
+      ]),
+    );
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed');
+    const order = c.log.filter((l) => l.startsWith('start')).map((l) => l.split(' ')[1]!.split('.')[1]!.split('@')[0]);
+    expect(order.indexOf('c')).toBeGreaterThan(Math.max(order.indexOf('a'), order.indexOf('b')));
+    expect(order.indexOf('d')).toBeGreaterThan(order.indexOf('c'));
+    const ids = ['a', 'b', 'c', 'd'].map((x) => `${goalId}.${x}`);
+    await waitFor(
+      () => [...c.ledgers.values()].every((l) => l.goal(goalId)?.state === 'COMPLETED'),
+      'every replica to see the goal completed',
+    );
+    for (const ledger of c.ledgers.values()) {
+      for (const id of ids) {
+        expect(states(ledger, id)).toEqual(['ASSIGNED', 'IN_PROGRESS', 'STATUS_VERIFICATION_REQUESTED', 'COMPLETED']);
+      }
+    }
+    // The dependent got its inputs from the ledger.
+    expect(c.ledgers.get('coord')!.action(ids[2]!)?.output?.value).toEqual({ id: ids[2] });
+  });
+
+  it('retries a retryable failure with backoff under a new epoch, and completes', async () => {
+    const c = await cluster(['w1']);
+    const { goalId } = await c.coordinator.submit(plan([{ id: 'x', script: { fail: 'retryable', failTimes: 2 } }]));
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed after retries');
+    const action = c.ledgers.get('coord')!.action(`${goalId}.x`)!;
+    expect(action.attempts).toBe(3);
+    expect(action.epoch).toBe(3);
+  });
+
+  it('a permanent failure fails the goal and cancels what was still open', async () => {
+    const c = await cluster(['w1']);
+    const { goalId } = await c.coordinator.submit(
+      plan([
+        { id: 'bad', script: { fail: 'permanent' } },
+        { id: 'next', after: ['bad'] },
+      ]),
+    );
+    await waitFor(() => goalState(c, goalId) === 'FAILED', 'goal failed');
+    const ledger = c.ledgers.get('coord')!;
+    expect(ledger.action(`${goalId}.bad`)?.state).toBe('TERMINATED');
+    expect(ledger.action(`${goalId}.next`)?.state).toBe('CANCELLED');
+    expect(ledger.goal(goalId)?.summary).toMatch(/bad failed after 1 attempt/);
+  });
+
+  it('re-places the actions of a dead node under a new epoch; the result is accepted exactly once', async () => {
+    const hang: ActionRunner = {
+      run: (_a, { signal }) =>
+        new Promise((r) => signal.addEventListener('abort', () => r({ ok: false, error: 'aborted', retryable: true }))),
+    };
+    const c = await cluster(['w1', 'w2'], new Map([['w1', hang]]));
+    // Only w1 has room at first: the action lands there and hangs.
+    c.membership.observeAdvert(sampleAdvert({ nodeId: 'w2', name: 'w2', slots: { total: 0, busy: 0 }, seq: 2 }));
+    const { goalId } = await c.coordinator.submit(plan([{ id: 'long' }]));
+    const id = `${goalId}.long`;
+    const ledger = c.ledgers.get('coord')!;
+    await waitFor(() => ledger.action(id)?.state === 'IN_PROGRESS', 'running on w1');
+    expect(ledger.action(id)?.node).toBe('w1');
+    // w2 gets room, w1 goes silent and dies.
+    c.membership.observeAdvert(sampleAdvert({ nodeId: 'w2', name: 'w2', slots: { total: 2, busy: 0 }, seq: 3 }));
+    c.advance(1_000);
+    c.membership.observeAdvert(sampleAdvert({ nodeId: 'w2', name: 'w2', slots: { total: 2, busy: 0 }, seq: 4 }));
+    c.advance(2_500);
+    c.membership.observeAdvert(sampleAdvert({ nodeId: 'w2', name: 'w2', slots: { total: 2, busy: 0 }, seq: 5 }));
+    expect(c.membership.get('w1')?.state).toBe('dead');
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed on w2');
+    const action = ledger.action(id)!;
+    expect(action.node).toBe('w2');
+    expect(action.epoch).toBe(2);
+    expect(states(ledger, id).filter((s) => s === 'COMPLETED')).toHaveLength(1);
+  });
+
+  it('cancel stops the running action on its node', async () => {
+    const c = await cluster(['w1']);
+    const { goalId } = await c.coordinator.submit(plan([{ id: 'slow', script: { ms: 60_000 } }]));
+    const id = `${goalId}.slow`;
+    await waitFor(() => c.log.includes(`start ${id}@1`), 'the action to start');
+    expect(await c.coordinator.cancel(goalId, 'user')).toBe('cancelled');
+    await waitFor(() => c.log.includes(`aborted ${id}@1`), 'the worker to abort it');
+    expect(c.ledgers.get('coord')!.action(id)?.state).toBe('CANCELLED');
+    expect(await c.coordinator.cancel(goalId, 'again')).toBe('already-finished');
+    expect(await c.coordinator.cancel('gnope', 'x')).toBe('not-found');
+  });
+
+  it('after a coordinator restart, the unfinished goal finishes', async () => {
+    const c = await cluster(['w1']);
+    const { goalId } = await c.coordinator.submit(
+      plan([
+        { id: 'one', script: { ms: 30 } },
+        { id: 'two', after: ['one'] },
+        { id: 'three', after: ['two'] },
+      ]),
+    );
+    await waitFor(
+      () => c.ledgers.get('coord')!.action(`${goalId}.one`)?.state === 'IN_PROGRESS',
+      'first action running',
+    );
+    await c.restartCoordinator();
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed after restart');
+  });
+
+  it('an action no node can take waits, with a reason', async () => {
+    const c = await cluster(['w1']);
+    const request = plan([{ id: 'gpu' }]);
+    request.actions[0]!.requires = { model: 'qwen3:32b' };
+    const { goalId } = await c.coordinator.submit(request);
+    await waitFor(() => c.coordinator.waitingReason(`${goalId}.gpu`), 'a waiting reason');
+    expect(c.coordinator.waitingReason(`${goalId}.gpu`)).toMatch(/qwen3:32b/);
+    expect(c.ledgers.get('coord')!.action(`${goalId}.gpu`)?.state).toBe('PENDING');
+  });
+});
