@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { waitFor } from './wait.js';
 
 const HERMESD = resolve(import.meta.dirname, '../../packages/daemon/bin/hermesd.js');
+const HERMES_COORD = resolve(import.meta.dirname, '../../packages/coordinator/bin/hermes-coord.js');
 
 export interface DaemonProcess {
   name: string;
@@ -27,6 +28,8 @@ export interface DaemonOptions {
   bootstrap?: string[];
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Start `hermes-coord serve` (a coordinator node) instead of hermesd. */
+  coordinator?: boolean;
 }
 
 export function tempDir(prefix = 'hermes-test-'): string {
@@ -37,7 +40,7 @@ export function tempDir(prefix = 'hermes-test-'): string {
 export async function startDaemonProcess(opts: DaemonOptions): Promise<DaemonProcess> {
   const dataDir = opts.dataDir ?? tempDir();
   const args = [
-    HERMESD,
+    ...(opts.coordinator ? [HERMES_COORD, 'serve'] : [HERMESD]),
     '--name',
     opts.name,
     '--data-dir',

@@ -29,9 +29,13 @@ interface ActionRow {
   output?: { summary?: string };
 }
 
+let running: Command | undefined;
+
+/** The API URL: the command's own --api, else the one given before the command, else HERMES_API. */
 function client(program: Command): ApiClient {
+  const own = running?.opts<{ api?: string }>().api;
   const { api } = program.opts<{ api: string }>();
-  return createApiClient({ baseUrl: api, token: process.env.HERMES_API_TOKEN });
+  return createApiClient({ baseUrl: own ?? api, token: process.env.HERMES_API_TOKEN });
 }
 
 function print(json: boolean, value: unknown, human: () => string): void {
@@ -105,12 +109,17 @@ export function buildProgram(): Command {
     .description('hermes-mesh coordinator and client: submit goals, watch them run, look at the mesh')
     .version(VERSION)
     .option('--api <url>', 'API to talk to (env HERMES_API)', process.env.HERMES_API ?? 'http://127.0.0.1:4880')
-    .showHelpAfterError();
+    .enablePositionalOptions()
+    .showHelpAfterError()
+    .hook('preAction', (_program, command) => {
+      running = command;
+    });
 
   program
     .command('serve')
     .description('run a coordinator: a mesh node that takes goals and places their actions (takes every hermesd flag)')
     .allowUnknownOption()
+    .passThroughOptions()
     .helpOption(false)
     .argument('[flags...]')
     .action(async (flags: string[]) => {
@@ -120,6 +129,7 @@ export function buildProgram(): Command {
 
   program
     .command('submit')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description('submit a goal: free text, or --plan FILE; waits and shows progress unless --async')
     .argument('[goal]', 'the goal in words')
     .option('--plan <file>', 'a plan file (YAML or JSON)')
@@ -154,6 +164,7 @@ export function buildProgram(): Command {
 
   program
     .command('status')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description('show a goal and its actions (an id or a unique id prefix)')
     .argument('<id>')
     .option('--json', 'print JSON')
@@ -165,6 +176,7 @@ export function buildProgram(): Command {
 
   program
     .command('watch')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description('follow live events, of one goal or of the whole mesh')
     .argument('[id]')
     .option('--json', 'print one JSON event per line')
@@ -176,6 +188,7 @@ export function buildProgram(): Command {
 
   program
     .command('cancel')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description('cancel a goal: its running actions are stopped on their nodes')
     .argument('<id>')
     .option('--json', 'print JSON')
@@ -188,6 +201,7 @@ export function buildProgram(): Command {
 
   program
     .command('search')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description('full-text search over goals and results; a short alphanumeric query also matches id prefixes')
     .argument('<query...>')
     .option('--json', 'print JSON')
@@ -204,6 +218,7 @@ export function buildProgram(): Command {
 
   program
     .command('nodes')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description('list the nodes of the mesh, with tier, resources, models and liveness')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
@@ -213,6 +228,7 @@ export function buildProgram(): Command {
 
   program
     .command('models')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description("list the mesh's models ranked by capability, with tier, where each is loaded and the score's source")
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {

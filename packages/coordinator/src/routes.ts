@@ -94,10 +94,10 @@ export function registerRoutes(deps: RoutesDeps): void {
     },
   );
 
-  app.get<{ Params: { id: string } }>('/v1/actions/:id/history', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/actions/:id', async (req, reply) => {
     const action = ledger.action(req.params.id);
     if (!action) return reply.code(404).send({ error: `no action ${req.params.id}` });
-    return { action: actionView(action), history: ledger.history(req.params.id) };
+    return actionView(action, coordinator.waitingReason(action.id));
   });
 
   app.get('/v1/models', async () => deps.models());

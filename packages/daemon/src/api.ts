@@ -10,6 +10,8 @@ export interface ApiDeps {
   members: () => Member[];
   ledger: () => unknown;
   search: (query: string, limit: number) => unknown[];
+  /** An action's events in this replica, in replay order. */
+  history: (actionId: string) => unknown[];
   metrics: DaemonMetrics;
   token: string | undefined;
   logger: Logger;
@@ -62,6 +64,11 @@ export function createApi(deps: ApiDeps): FastifyInstance {
       return reply.code(400).send({ error: 'limit must be an integer from 1 to 1000' });
     }
     return { hits: deps.search(q, limit) };
+  });
+  app.get<{ Params: { id: string } }>('/v1/actions/:id/history', async (req, reply) => {
+    const history = deps.history(req.params.id);
+    if (history.length === 0) return reply.code(404).send({ error: `no action ${req.params.id} in this replica` });
+    return { history };
   });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', deps.metrics.registry.contentType);

@@ -236,6 +236,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     members: () => membership.members(),
     ledger: () => ({ ...ledgerSummary(ledger), replication: replicator.stats() }),
     search: (q, limit) => ledger.search(q, limit),
+    history: (id) => ledger.history(id),
     metrics,
     token: config.apiToken,
     logger,
