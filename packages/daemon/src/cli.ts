@@ -48,6 +48,7 @@ export function buildProgram(
     .option('--mdns', 'find peers on the local network by mDNS')
     .option('--ledger-fsync', 'fsync every ledger write batch (survives power loss)')
     .option('--nvidia-smi <path>', 'nvidia-smi executable (default: nvidia-smi on PATH)')
+    .option('--input-root <dir>', 'a directory builtin actions may read files from, repeatable', collect)
     .addOption(
       new Option('--log-level <level>', 'log level').choices([
         'fatal',
@@ -80,6 +81,7 @@ type Flags = {
   mdns?: boolean;
   ledgerFsync?: boolean;
   nvidiaSmi?: string;
+  inputRoot?: string[];
   logLevel?: DaemonConfigFile['logLevel'];
 };
 
@@ -98,10 +100,10 @@ export async function main(argv = process.argv, options: MainOptions = {}): Prom
   let config: DaemonConfig;
   try {
     const file = flags.config ? await readConfigFile(flags.config) : undefined;
-    const { config: _, labels, nvidiaSmi, ...rest } = flags;
+    const { config: _, labels, inputRoot, ...rest } = flags;
     config = resolveConfig({
       file,
-      flags: { ...rest, labels: labels === undefined ? undefined : parseLabels(labels), nvidiaSmi },
+      flags: { ...rest, labels: labels === undefined ? undefined : parseLabels(labels), inputRoots: inputRoot },
       env: process.env,
       hostname: hostname(),
     });

@@ -20,6 +20,37 @@ const ModelEndpoint = Type.Object(
   { additionalProperties: false },
 );
 
+const EnvName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' });
+
+/** An LLM provider this node can call (OpenAI-compatible chat completions). */
+const Provider = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 128 }),
+    baseUrl: Type.String({ pattern: '^https?://', maxLength: 512 }),
+    apiKeyEnv: Type.Optional(EnvName),
+    defaultModel: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+    models: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { maxItems: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
+/** A command `exec` actions may run on this node: nothing else can be executed. */
+const AllowedCommand = Type.Object(
+  {
+    path: Type.String({ pattern: '^/', maxLength: 1024 }),
+    args: Type.Optional(
+      Type.Object(
+        { maxCount: Type.Optional(Type.Integer({ minimum: 0, maximum: 256 })), pattern: Type.Optional(Type.String()) },
+        { additionalProperties: false },
+      ),
+    ),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
+    maxOutputBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    env: Type.Optional(Type.Array(EnvName)),
+  },
+  { additionalProperties: false },
+);
+
 /** Everything hermesd can be told, from the YAML file; flags override it field by field. */
 export const DaemonConfigFile = Type.Object(
   {
@@ -41,6 +72,24 @@ export const DaemonConfigFile = Type.Object(
     ledgerFsync: Type.Optional(Type.Boolean()),
     models: Type.Optional(Type.Array(ModelEndpoint, { maxItems: 64 })),
     nvidiaSmi: Type.Optional(Type.String({ minLength: 1 })),
+    providers: Type.Optional(Type.Array(Provider, { maxItems: 64 })),
+    delegation: Type.Optional(
+      Type.Object(
+        {
+          provider: Type.Optional(Type.String({ minLength: 1 })),
+          model: Type.Optional(Type.String({ minLength: 1 })),
+          reasoningEffort: Type.Optional(
+            Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high')]),
+          ),
+          maxDepth: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Commands `exec` actions may run, by name. Empty by default: no exec at all. */
+    exec: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), AllowedCommand)),
+    /** Directories builtin actions may read files from, besides the data dir. */
+    inputRoots: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 64 })),
     logLevel: Type.Optional(
       Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
     ),
@@ -68,6 +117,10 @@ export interface DaemonConfig {
   ledgerFsync: boolean;
   models: Array<Static<typeof ModelEndpoint>>;
   nvidiaSmi: string;
+  providers: Array<Static<typeof Provider>>;
+  delegation: NonNullable<DaemonConfigFile['delegation']>;
+  exec: Record<string, Static<typeof AllowedCommand>>;
+  inputRoots: string[];
   logLevel: string;
 }
 
@@ -182,6 +235,10 @@ export function resolveConfig({ file = {}, flags, env, hostname }: ResolveInput)
     ledgerFsync: merged.ledgerFsync ?? false,
     models: merged.models ?? [],
     nvidiaSmi: merged.nvidiaSmi ?? 'nvidia-smi',
+    providers: merged.providers ?? [],
+    delegation: merged.delegation ?? {},
+    exec: merged.exec ?? {},
+    inputRoots: (merged.inputRoots ?? []).map((r) => resolve(r)),
     logLevel: merged.logLevel ?? 'info',
   };
 }
