@@ -1,28 +1,36 @@
-/** Edit distance (insertions, deletions, substitutions), for "did you mean" suggestions. */
+/**
+ * Edit distance counting insertions, deletions, substitutions and swaps of neighbours (optimal string
+ * alignment), for "did you mean" suggestions: 'flie' is one typo away from 'file', not two.
+ */
 export function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
   for (let i = 1; i <= a.length; i++) {
-    const current = [i];
+    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(rows[i - 1]![j]! + 1, row[j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, rows[i - 2]![j - 2]! + 1);
+      row.push(best);
     }
-    previous = current;
+    rows.push(row);
   }
-  return previous[b.length]!;
+  return rows[a.length]![b.length]!;
 }
 
 /**
  * The closest candidate, if it is close enough to be a plausible typo: within a third of the word's length
- * (at least 1, at most 3 edits), or the same word in another case.
+ * (at most 3 edits), or the same word in another case. Words under 3 characters get no suggestion but the
+ * case one: any one-letter id is one edit from any other.
  */
 export function closestMatch(word: string, candidates: Iterable<string>): string | undefined {
-  const allowed = Math.min(3, Math.max(1, Math.floor(word.length / 3)));
+  const allowed = Math.min(3, Math.floor(word.length / 3));
   let best: string | undefined;
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
     if (candidate === word) continue;
-    const distance = candidate.toLowerCase() === word.toLowerCase() ? 0.5 : editDistance(word, candidate);
+    if (candidate.toLowerCase() === word.toLowerCase()) return candidate;
+    const distance = editDistance(word, candidate);
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
