@@ -262,7 +262,7 @@ describe('parsePlan problems', () => {
     expect(problems.map(({ where, field }) => ({ where, field }))).toEqual(
       expected.map(({ where, field }) => ({ where, field })),
     );
-    problems.forEach((p, i) => expect(p.message).toContain(expected[i]!.message));
+    for (const [i, p] of problems.entries()) expect(p.message).toContain(expected[i]!.message);
   });
 
   it('collects every problem, not just the first', () => {
