@@ -1,11 +1,12 @@
 export {
+  type ContextLengthCache,
   type Discovery,
   discoverModels,
   discoverOllama,
   discoverOpenAICompatible,
   type ModelEndpoint,
 } from './models.js';
-export { type NvidiaProbe, parseNvidiaSmiXml, probeNvidia } from './nvidia.js';
+export { createNvidiaSmiReader, type NvidiaProbe, parseNvidiaSmiXml, probeNvidia, runNvidiaSmi } from './nvidia.js';
 export {
   createCpuLoadSampler,
   createProber,
@@ -13,6 +14,7 @@ export {
   type ProbeResult,
   type Prober,
   type ProberInit,
+  probeOtherGpus,
 } from './prober.js';
-export { classifyTier, TIER_TABLE, type TierInput } from './tier.js';
+export { classifyTier, TIER_TABLE, type TierInput, type TierRow, tierInput, tierRowFor, usableVram } from './tier.js';
 export { parseBytes, parseCelsius, parseFraction } from './units.js';

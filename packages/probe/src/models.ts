@@ -9,62 +9,136 @@ export interface ModelEndpoint {
 
 export type Discovery = { models: ModelInfo[]; warning?: string };
 
-async function getJson(url: string, timeoutMs: number, headers: Record<string, string> = {}): Promise<unknown> {
-  const res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return res.json();
-}
+/**
+ * Context lengths learnt from Ollama's /api/show, keyed by endpoint, model and digest: a model's metadata never
+ * changes under one digest, so each model costs one request per prober, not one per probe.
+ */
+export type ContextLengthCache = Map<string, number>;
 
-function describeFailure(url: string, err: unknown): string {
-  const e = err as Error & { cause?: { code?: string } };
-  const why = e.cause?.code ?? (e.name === 'TimeoutError' ? 'timed out' : e.message);
-  return `no models from ${url} (${why}): is the server running, and is the URL in the node config right?`;
-}
+type Json = Record<string, unknown>;
 
-const str = (v: unknown, fallback = '') => (typeof v === 'string' ? v : fallback);
-const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.round(v) : 0);
-
-/** Ollama: installed models from /api/tags, which of them are loaded (and their VRAM) from /api/ps. */
-export async function discoverOllama(baseUrl: string, timeoutMs: number): Promise<Discovery> {
-  const base = baseUrl.replace(/\/+$/, '');
-  try {
-    const [tags, ps] = await Promise.all([
-      getJson(`${base}/api/tags`, timeoutMs),
-      getJson(`${base}/api/ps`, timeoutMs).catch(() => ({ models: [] })),
-    ]);
-    const loaded = new Map<string, { vram: number; ctx: number }>();
-    for (const m of arrayOf((ps as { models?: unknown }).models)) {
-      loaded.set(str(m.name ?? m.model), { vram: num(m.size_vram), ctx: num(m.context_length) });
-    }
-    const models = arrayOf((tags as { models?: unknown }).models)
-      .filter((m) => str(m.name ?? m.model) !== '')
-      .map((m): ModelInfo => {
-        const name = str(m.name ?? m.model);
-        const details = (typeof m.details === 'object' && m.details !== null ? m.details : {}) as Record<
-          string,
-          unknown
-        >;
-        const live = loaded.get(name);
-        return {
-          name: name.slice(0, 256),
-          provider: 'ollama',
-          endpoint: base,
-          loaded: live !== undefined,
-          sizeBytes: num(m.size),
-          vramBytes: live?.vram ?? 0,
-          quant: str(details.quantization_level).slice(0, 64),
-          family: str(details.family).slice(0, 64),
-          parameterSize: str(details.parameter_size).slice(0, 32),
-          ctx: live?.ctx ?? 0,
-        };
-      });
-    return { models };
-  } catch (err) {
-    return { models: [], warning: describeFailure(base, err) };
+class HttpStatusError extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status}`);
   }
 }
 
-/** Any OpenAI-compatible server (vLLM, llama.cpp server, hosted APIs): /v1/models. Served models count as loaded. */
+async function requestJson(url: string, timeoutMs: number, init: RequestInit = {}): Promise<unknown> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new HttpStatusError(res.status);
+  }
+  return res.json();
+}
+
+function hintFor(err: unknown, apiKeyEnv?: string): string {
+  if (err instanceof HttpStatusError) {
+    if (err.status === 401 || err.status === 403) return `is the API key${apiKeyEnv ? ` in ${apiKeyEnv}` : ''} right?`;
+    return 'is the URL in the node config the server base URL?';
+  }
+  if ((err as Error).name === 'TimeoutError') return 'the server is up but slow, or a firewall drops the traffic';
+  return 'is the server running, and is the URL in the node config right?';
+}
+
+function describeFailure(url: string, err: unknown, apiKeyEnv?: string): string {
+  const e = err as Error & { cause?: { code?: string } };
+  const why = e.cause?.code ?? (e.name === 'TimeoutError' ? 'timed out' : e.message);
+  return `no models from ${url} (${why}): ${hintFor(err, apiKeyEnv)}`;
+}
+
+const str = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, max) : '');
+const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.round(v) : 0);
+const objectOf = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
+
+function arrayOf(value: unknown): Json[] {
+  return Array.isArray(value) ? value.filter((v) => typeof v === 'object' && v !== null) : [];
+}
+
+/** The trained context length in /api/show's model_info ("<architecture>.context_length"). */
+function contextLengthFromShow(show: unknown): number {
+  const info = objectOf(objectOf(show).model_info);
+  const arch = info['general.architecture'];
+  return typeof arch === 'string' ? count(info[`${arch}.context_length`]) : 0;
+}
+
+async function ollamaContextLength(
+  base: string,
+  model: Json,
+  timeoutMs: number,
+  cache: ContextLengthCache,
+): Promise<number> {
+  const name = str(model.name ?? model.model, 256);
+  const key = `${base} ${name} ${str(model.digest, 128)}`;
+  const known = cache.get(key);
+  if (known !== undefined) return known;
+  try {
+    const show = await requestJson(`${base}/api/show`, timeoutMs, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: name }),
+    });
+    const ctx = contextLengthFromShow(show);
+    cache.set(key, ctx);
+    return ctx;
+  } catch {
+    return 0; // optional detail: tried again on the next probe, and the model is listed all the same
+  }
+}
+
+/**
+ * Ollama: installed models from /api/tags; which are loaded, with their VRAM and running context, from /api/ps;
+ * the trained context of the others from /api/show (once per model digest, and only when a cache is given).
+ */
+export async function discoverOllama(
+  baseUrl: string,
+  timeoutMs: number,
+  contextCache?: ContextLengthCache,
+): Promise<Discovery> {
+  const base = baseUrl.replace(/\/+$/, '');
+  let tags: unknown;
+  let ps: unknown;
+  try {
+    [tags, ps] = await Promise.all([
+      requestJson(`${base}/api/tags`, timeoutMs),
+      // Older servers have no /api/ps: their models are simply not known to be loaded.
+      requestJson(`${base}/api/ps`, timeoutMs).catch(() => ({ models: [] })),
+    ]);
+  } catch (err) {
+    return { models: [], warning: describeFailure(base, err) };
+  }
+  const loaded = new Map<string, { vram: number; ctx: number }>();
+  for (const m of arrayOf(objectOf(ps).models)) {
+    loaded.set(str(m.name ?? m.model, 256), { vram: count(m.size_vram), ctx: count(m.context_length) });
+  }
+  const installed = arrayOf(objectOf(tags).models).filter((m) => str(m.name ?? m.model, 256) !== '');
+  const models = await Promise.all(
+    installed.map(async (m): Promise<ModelInfo> => {
+      const name = str(m.name ?? m.model, 256);
+      const details = objectOf(m.details);
+      const live = loaded.get(name);
+      const ctx = live?.ctx || (contextCache ? await ollamaContextLength(base, m, timeoutMs, contextCache) : 0);
+      return {
+        name,
+        provider: 'ollama',
+        endpoint: base,
+        loaded: live !== undefined,
+        sizeBytes: count(m.size),
+        vramBytes: live?.vram ?? 0,
+        quant: str(details.quantization_level, 64),
+        family: str(details.family, 64),
+        parameterSize: str(details.parameter_size, 32),
+        ctx,
+      };
+    }),
+  );
+  return { models };
+}
+
+/**
+ * Any OpenAI-compatible server (vLLM, llama.cpp server, hosted APIs): /v1/models. Served models count as loaded.
+ * vLLM reports max_model_len; llama.cpp's server reports meta.n_ctx_train and meta.size.
+ */
 export async function discoverOpenAICompatible(
   endpoint: ModelEndpoint,
   timeoutMs: number,
@@ -75,36 +149,42 @@ export async function discoverOpenAICompatible(
   if (endpoint.apiKeyEnv && !key) {
     return { models: [], warning: `no models from ${base}: environment variable ${endpoint.apiKeyEnv} is not set` };
   }
+  let body: unknown;
   try {
-    const body = await getJson(`${base}/v1/models`, timeoutMs, key ? { authorization: `Bearer ${key}` } : {});
-    const models = arrayOf((body as { data?: unknown }).data)
-      .filter((m) => str(m.id) !== '')
-      .map(
-        (m): ModelInfo => ({
-          name: str(m.id).slice(0, 256),
-          provider: endpoint.provider,
-          endpoint: base,
-          loaded: true,
-          sizeBytes: 0,
-          vramBytes: 0,
-          quant: '',
-          family: '',
-          parameterSize: '',
-          ctx: num(m.max_model_len ?? m.context_length),
-        }),
-      );
-    return { models };
+    body = await requestJson(
+      `${base}/v1/models`,
+      timeoutMs,
+      key ? { headers: { authorization: `Bearer ${key}` } } : {},
+    );
   } catch (err) {
-    return { models: [], warning: describeFailure(base, err) };
+    return { models: [], warning: describeFailure(base, err, endpoint.apiKeyEnv) };
   }
+  const models = arrayOf(objectOf(body).data)
+    .filter((m) => str(m.id, 256) !== '')
+    .map((m): ModelInfo => {
+      const meta = objectOf(m.meta);
+      return {
+        name: str(m.id, 256),
+        provider: endpoint.provider,
+        endpoint: base,
+        loaded: true,
+        sizeBytes: count(meta.size),
+        vramBytes: 0,
+        quant: '',
+        family: '',
+        parameterSize: '',
+        ctx: count(m.max_model_len ?? m.context_length ?? meta.n_ctx_train),
+      };
+    });
+  return { models };
 }
 
-function arrayOf(value: unknown): Array<Record<string, unknown>> {
-  return Array.isArray(value) ? value.filter((v) => typeof v === 'object' && v !== null) : [];
-}
-
-export function discoverModels(endpoint: ModelEndpoint, timeoutMs: number): Promise<Discovery> {
+export function discoverModels(
+  endpoint: ModelEndpoint,
+  timeoutMs: number,
+  contextCache?: ContextLengthCache,
+): Promise<Discovery> {
   return endpoint.provider === 'ollama'
-    ? discoverOllama(endpoint.url, timeoutMs)
+    ? discoverOllama(endpoint.url, timeoutMs, contextCache)
     : discoverOpenAICompatible(endpoint, timeoutMs);
 }

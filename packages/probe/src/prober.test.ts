@@ -1,148 +1,54 @@
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { discoverOllama, discoverOpenAICompatible } from './models.js';
-import { createCpuLoadSampler, createProber } from './prober.js';
+import { deadUrl, type FakeModelServer, startFakeModelServer } from '../test/fake-model-server.js';
+import { createCpuLoadSampler, createProber, type ProbeLogger, probeOtherGpus } from './prober.js';
 
-/** An Ollama server speaking the real /api/tags and /api/ps shapes, and an OpenAI-compatible /v1/models. */
-let server: Server;
-let base: string;
-const seenAuth: Array<string | undefined> = [];
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const fixture = (name: string) => resolve(import.meta.dirname, '../fixtures', name);
+
+let server: FakeModelServer;
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const json = (body: unknown) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.url === '/api/tags') {
-      return json({
-        models: [
-          {
-            name: 'qwen3:8b',
-            model: 'qwen3:8b',
-            modified_at: '2025-10-01T10:00:00.000Z',
-            size: 5_225_387_923,
-            digest: '500a1f067a9f782620b40bee6f7b0c89e17ae61f686b92c24933e4ca4b2b8b41',
-            details: {
-              parent_model: '',
-              format: 'gguf',
-              family: 'qwen3',
-              families: ['qwen3'],
-              parameter_size: '8.2B',
-              quantization_level: 'Q4_K_M',
-            },
-          },
-          {
-            name: 'llama3.1:70b',
-            model: 'llama3.1:70b',
-            modified_at: '2025-09-12T08:00:00.000Z',
-            size: 42_520_412_561,
-            digest: 'd3a5f4e3b2c1',
-            details: {
-              parent_model: '',
-              format: 'gguf',
-              family: 'llama',
-              families: ['llama'],
-              parameter_size: '70.6B',
-              quantization_level: 'Q4_K_M',
-            },
-          },
-        ],
-      });
-    }
-    if (req.url === '/api/ps') {
-      return json({
-        models: [
-          {
-            name: 'qwen3:8b',
-            model: 'qwen3:8b',
-            size: 6_654_289_920,
-            digest: '500a1f067a9f',
-            details: { family: 'qwen3', parameter_size: '8.2B', quantization_level: 'Q4_K_M' },
-            expires_at: '2025-11-24T19:35:00.000Z',
-            size_vram: 6_654_289_920,
-            context_length: 4096,
-          },
-        ],
-      });
-    }
-    if (req.url === '/v1/models') {
-      seenAuth.push(req.headers.authorization);
-      return json({
-        object: 'list',
-        data: [{ id: 'Qwen/Qwen2.5-32B-Instruct', object: 'model', owned_by: 'vllm', max_model_len: 32768 }],
-      });
-    }
-    res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await startFakeModelServer();
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => server.close());
 
-/** A port nothing listens on: bind one, note it, close it. */
-async function deadUrl(): Promise<string> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return `http://127.0.0.1:${port}`;
+/** An executable standing in for nvidia-smi. */
+function fakeNvidiaSmi(script: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'fake-smi-')), 'nvidia-smi');
+  writeFileSync(path, `#!/bin/sh\n${script}\n`);
+  chmodSync(path, 0o755);
+  return path;
 }
 
-describe('model discovery', () => {
-  it('Ollama: installed models with size, family, quant; the loaded one with its VRAM and context', async () => {
-    const { models, warning } = await discoverOllama(base, 2_000);
-    expect(warning).toBeUndefined();
-    expect(models).toEqual([
-      {
-        name: 'qwen3:8b',
-        provider: 'ollama',
-        endpoint: base,
-        loaded: true,
-        sizeBytes: 5_225_387_923,
-        vramBytes: 6_654_289_920,
-        quant: 'Q4_K_M',
-        family: 'qwen3',
-        parameterSize: '8.2B',
-        ctx: 4096,
-      },
-      expect.objectContaining({ name: 'llama3.1:70b', loaded: false, vramBytes: 0, parameterSize: '70.6B' }),
-    ]);
-  });
+/** os.cpus()-shaped list for a machine with `n` cores. */
+function cpuList(n: number, model = 'AMD EPYC 9654 96-Core Processor') {
+  return () =>
+    Array.from({ length: n }, () => ({ model, speed: 2400, times: { user: 0, nice: 0, sys: 0, idle: 0, irq: 0 } }));
+}
 
-  it('OpenAI-compatible: served models, with the API key from the named variable', async () => {
-    const { models } = await discoverOpenAICompatible(
-      { provider: 'vllm', url: `${base}/v1`, apiKeyEnv: 'VLLM_KEY' },
-      2_000,
-      {
-        VLLM_KEY: 'k-123',
-      },
-    );
-    expect(models).toEqual([
-      expect.objectContaining({ name: 'Qwen/Qwen2.5-32B-Instruct', provider: 'vllm', loaded: true, ctx: 32768 }),
-    ]);
-    expect(seenAuth.at(-1)).toBe('Bearer k-123');
-    const missingKey = await discoverOpenAICompatible({ provider: 'openai', url: base, apiKeyEnv: 'NOPE' }, 2_000, {});
-    expect(missingKey).toEqual({ models: [], warning: expect.stringMatching(/NOPE is not set/) });
-  });
+function recordingLogger() {
+  const lines: Array<[level: string, obj: object, msg?: string]> = [];
+  const logger: ProbeLogger = {
+    debug: (obj, msg) => lines.push(['debug', obj, msg]),
+    info: (obj, msg) => lines.push(['info', obj, msg]),
+    warn: (obj, msg) => lines.push(['warn', obj, msg]),
+  };
+  return { logger, lines };
+}
 
-  it('a down endpoint gives no models and a warning that names it', async () => {
-    const url = await deadUrl();
-    const { models, warning } = await discoverOllama(url, 2_000);
-    expect(models).toEqual([]);
-    expect(warning).toContain(url);
-    expect(warning).toMatch(/ECONNREFUSED/);
-  });
-});
+const noOtherGpus = { graphics: async () => ({ controllers: [] }) } as never;
 
-describe('createProber', () => {
+describe('createProber on this machine', () => {
   it('a box without GPUs or Ollama still probes correctly', async () => {
+    const { logger, lines } = recordingLogger();
+    const ollama = await deadUrl();
     const prober = createProber({
       nvidiaSmiPath: '/nonexistent/nvidia-smi',
-      modelEndpoints: [{ provider: 'ollama', url: await deadUrl() }],
+      modelEndpoints: [{ provider: 'ollama', url: ollama }],
+      logger,
     });
     const r = await prober.probe();
     await prober.close();
@@ -150,51 +56,53 @@ describe('createProber', () => {
     expect(r.cpu.load).toBeGreaterThanOrEqual(0);
     expect(r.cpu.load).toBeLessThanOrEqual(1);
     expect(r.mem.total).toBeGreaterThan(r.mem.free);
+    expect(r.mem.free).toBeGreaterThan(0);
     expect(r.gpus.filter((g) => g.vendor === 'NVIDIA')).toEqual([]);
     expect(r.models).toEqual([]);
-    expect(r.warnings).toEqual([expect.stringMatching(/no models from/)]);
+    expect(r.warnings).toEqual([expect.stringContaining(`no models from ${ollama} (ECONNREFUSED)`)]);
     expect(['COMPUTE_HOST', 'FULL', 'STANDARD', 'LITE', 'OBSERVER']).toContain(r.tier);
+    expect(r.durationMs).toBeGreaterThan(0);
+    expect(lines).toContainEqual(['debug', { reason: '/nonexistent/nvidia-smi not found' }, 'no NVIDIA GPU']);
   });
+});
 
-  it('combines GPUs, models and tier from injected system information', async () => {
-    const si = {
-      graphics: async () => ({
-        controllers: [
-          {
-            vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]',
-            model: 'Radeon RX 7900 XTX',
-            vram: 24_560,
-            memoryUsed: 560,
-          },
-        ],
-      }),
-    } as never;
+describe('createProber end to end, nvidia-smi run as a process', () => {
+  it('an 8x H100 server with Ollama: GPUs, models and tier', async () => {
     const prober = createProber({
-      si,
-      cpuLoad: () => 0.25,
-      memory: () => ({ total: 64 * 2 ** 30, free: 40 * 2 ** 30 }),
-      nvidiaSmiPath: '/nonexistent',
-      modelEndpoints: [{ provider: 'ollama', url: base }],
+      nvidiaSmiPath: fakeNvidiaSmi(`cat '${fixture('h100-x8.xml')}'`),
+      modelEndpoints: [{ provider: 'ollama', url: server.url }],
+      si: noOtherGpus,
+      cpus: cpuList(192),
+      memory: () => ({ total: 2015 * GiB, free: 1800 * GiB }),
     });
     const r = await prober.probe();
-    expect(r.cpu.load).toBe(0.25);
-    expect(r.mem).toEqual({ total: 64 * 2 ** 30, free: 40 * 2 ** 30 });
-    expect(r.gpus).toEqual([
-      {
-        index: 0,
-        name: 'Radeon RX 7900 XTX',
-        vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]',
-        vramTotal: 24_560 * 2 ** 20,
-        vramFree: 24_000 * 2 ** 20,
-        util: -1,
-      },
+    expect(r.cpu).toEqual({ cores: 192, model: 'AMD EPYC 9654 96-Core Processor', load: 0 });
+    expect(r.gpus).toHaveLength(8);
+    expect(r.gpus[5]).toMatchObject({ index: 5, vramFree: 1_125 * MiB, util: 1, temperatureC: 67 });
+    expect(r.models.map((m) => [m.name, m.loaded])).toEqual([
+      ['qwen3:8b', true],
+      ['llama3.1:70b', false],
     ]);
-    expect(r.models.map((m) => m.name)).toEqual(['qwen3:8b', 'llama3.1:70b']);
-    // Tier depends on this machine's real core count (os.cpus()); with a 24 GB GPU and 64 GB RAM it is at least FULL when cores >= 4.
-    expect(r.tier).toBe(r.cpu.cores >= 4 ? 'COMPUTE_HOST' : 'LITE');
+    expect(r.tier).toBe('COMPUTE_HOST');
+    expect(r.warnings).toEqual([]);
   });
 
-  it('repeats the slow hardware scans only every rescan interval', async () => {
+  it('MIG: the tier counts the largest instance, not the whole card', async () => {
+    const prober = createProber({
+      nvidiaSmiPath: fakeNvidiaSmi(`cat '${fixture('a100-mig.xml')}'`),
+      si: noOtherGpus,
+      cpus: cpuList(32),
+      memory: () => ({ total: 256 * GiB, free: 200 * GiB }),
+    });
+    const r = await prober.probe();
+    expect(r.gpus[0]!.mig).toHaveLength(3);
+    expect(r.tier).toBe('FULL'); // a 20 GB slice is short of the 24 GB a COMPUTE_HOST card needs
+  });
+
+  it('nvidia-smi exits 127: no GPUs, no warning, one debug line, and not run again until the rescan', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smi-count-'));
+    const smi = fakeNvidiaSmi(`echo x >> '${dir}/calls'; exit 127`);
+    const { logger, lines } = recordingLogger();
     let t = 0;
     let graphicsCalls = 0;
     const si = {
@@ -203,25 +111,105 @@ describe('createProber', () => {
         return { controllers: [] };
       },
     } as never;
-    const dir = mkdtempSync(join(tmpdir(), 'smi-count-'));
-    const counter = join(dir, 'calls');
-    const smi = join(dir, 'nvidia-smi');
-    // Counts its runs, then fails like a box whose driver is missing.
-    writeFileSync(smi, `#!/bin/sh\necho x >> '${counter}'\nexit 9\n`);
-    chmodSync(smi, 0o755);
-    const prober = createProber({ si, nvidiaSmiPath: smi, hardwareRescanMs: 60_000, now: () => t });
-    await prober.probe();
+    const prober = createProber({ si, logger, nvidiaSmiPath: smi, hardwareRescanMs: 60_000, now: () => t });
+    const runs = () => readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n').length;
+    const first = await prober.probe();
+    expect(first.gpus).toEqual([]);
+    expect(first.warnings).toEqual([]);
     t = 30_000;
     await prober.probe();
-    expect(graphicsCalls).toBe(1);
-    expect(readFileSync(counter, 'utf8').trim().split('\n')).toHaveLength(1);
+    expect([runs(), graphicsCalls]).toEqual([1, 1]);
     t = 61_000;
     await prober.probe();
-    expect(graphicsCalls).toBe(2);
-    expect(readFileSync(counter, 'utf8').trim().split('\n')).toHaveLength(2);
+    expect([runs(), graphicsCalls]).toEqual([2, 2]);
+    expect(lines.filter(([level]) => level !== 'debug')).toEqual([]);
+    expect(lines.filter(([, , msg]) => msg === 'no NVIDIA GPU')).toHaveLength(1);
   });
 
-  it('measures CPU load from tick counters between probes', () => {
+  it('a hung nvidia-smi: no GPUs and a warning, logged once while it lasts and once when it clears', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smi-hang-'));
+    // Hangs until the test creates `healthy`, then answers.
+    const smi = fakeNvidiaSmi(
+      `if [ -e '${dir}/healthy' ]; then cat '${fixture('rtx-4090.xml')}'; else exec sleep 30; fi`,
+    );
+    const { logger, lines } = recordingLogger();
+    const prober = createProber({ si: noOtherGpus, logger, nvidiaSmiPath: smi, nvidiaSmiTimeoutMs: 200 });
+    const hung = await prober.probe();
+    expect(hung.gpus).toEqual([]);
+    expect(hung.warnings).toEqual([expect.stringMatching(/did not answer within 200 ms; is the NVIDIA driver hung/)]);
+    await prober.probe();
+    writeFileSync(join(dir, 'healthy'), '');
+    const healthy = await prober.probe();
+    expect(healthy.gpus.map((g) => g.name)).toEqual(['NVIDIA GeForce RTX 4090']);
+    expect(healthy.warnings).toEqual([]);
+    expect(lines.map(([level, obj, msg]) => [level, msg ?? obj])).toEqual([
+      ['warn', hung.warnings[0]],
+      ['info', 'probe warning cleared'],
+    ]);
+  });
+});
+
+describe('other GPUs through systeminformation', () => {
+  const controllers = [
+    { vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]', model: 'Radeon RX 7900 XTX', vram: 24_560, memoryUsed: 560 },
+    { vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]', model: 'Instinct MI210', vram: 65_520 },
+    { vendor: 'ASPEED Technology, Inc.', model: 'ASPEED Graphics Family', vram: 64 },
+    { vendor: 'NVIDIA Corporation', model: 'GA102 [GeForce RTX 3090]', vram: 24_576 },
+    { vendor: 'Apple', model: 'Apple M2 Max', vram: null, vramDynamic: true, utilizationGpu: 12 },
+  ];
+
+  it('keeps compute GPUs, leaves NVIDIA to nvidia-smi and display-only adapters out; unknowns stay unknown', async () => {
+    expect(await probeOtherGpus({ graphics: async () => ({ controllers }) } as never)).toEqual([
+      {
+        index: 0,
+        name: 'Radeon RX 7900 XTX',
+        vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]',
+        vramTotal: 24_560 * MiB,
+        vramFree: 24_000 * MiB,
+        util: -1,
+      },
+      {
+        index: 1,
+        name: 'Instinct MI210',
+        vendor: 'Advanced Micro Devices, Inc. [AMD/ATI]',
+        vramTotal: 65_520 * MiB,
+        vramFree: 0,
+        util: -1,
+      },
+      { index: 2, name: 'Apple M2 Max', vendor: 'Apple', vramTotal: 0, vramFree: 0, util: 0.12 },
+    ]);
+  });
+
+  it('are numbered after the NVIDIA GPUs and count for the tier', async () => {
+    const prober = createProber({
+      si: { graphics: async () => ({ controllers: controllers.slice(0, 1) }) } as never,
+      nvidiaSmiPath: fakeNvidiaSmi(`cat '${fixture('gtx-na-fields.xml')}'`),
+      cpus: cpuList(16, 'AMD Ryzen 9 7950X 16-Core Processor'),
+      cpuLoad: () => 0.25,
+      memory: () => ({ total: 62.7 * GiB, free: 40 * GiB }),
+    });
+    const r = await prober.probe();
+    expect(r.cpu).toEqual({ cores: 16, model: 'AMD Ryzen 9 7950X 16-Core Processor', load: 0.25 });
+    expect(r.gpus.map((g) => [g.index, g.name])).toEqual([
+      [0, 'NVIDIA GeForce GTX 1050 Ti'],
+      [1, 'Radeon RX 7900 XTX'],
+    ]);
+    expect(r.tier).toBe('COMPUTE_HOST');
+  });
+
+  it('a systeminformation failure (no lspci) is no other GPUs', async () => {
+    const si = {
+      graphics: async () => {
+        throw new Error('spawn lspci ENOENT');
+      },
+    } as never;
+    const prober = createProber({ si, nvidiaSmiPath: '/nonexistent' });
+    expect((await prober.probe()).gpus).toEqual([]);
+  });
+});
+
+describe('CPU load', () => {
+  it('is measured from tick counters between probes', () => {
     let ticks = { user: 100, nice: 0, sys: 0, idle: 900, irq: 0 };
     const read = () => [{ model: 'x', speed: 1, times: ticks }];
     const sample = createCpuLoadSampler(read);

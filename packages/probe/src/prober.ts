@@ -1,16 +1,18 @@
-import { cpus, freemem, totalmem } from 'node:os';
+import { freemem, cpus as osCpus, totalmem } from 'node:os';
 import type { Gpu, ModelInfo, Tier } from '@hermes-mesh/protocol';
 import * as systeminformation from 'systeminformation';
-import { discoverModels, type ModelEndpoint } from './models.js';
-import { probeNvidia } from './nvidia.js';
-import { classifyTier } from './tier.js';
+import { type ContextLengthCache, discoverModels, type ModelEndpoint } from './models.js';
+import { createNvidiaSmiReader, type NvidiaProbe } from './nvidia.js';
+import { classifyTier, tierInput } from './tier.js';
 
+/** The part of a logger the probe uses; a pino logger fits. */
 export interface ProbeLogger {
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
 }
 
+/** One look at this node, in the Advert's shapes. */
 export interface ProbeResult {
   cpu: { cores: number; model: string; load: number };
   mem: { total: number; free: number };
@@ -24,37 +26,19 @@ export interface ProbeResult {
 }
 
 type SystemInformation = Pick<typeof systeminformation, 'graphics'>;
-
-/** CPU busy fraction since the previous call, from os.cpus() tick counters: no process spawned, no file read. */
-export function createCpuLoadSampler(read: () => ReturnType<typeof cpus> = cpus): () => number {
-  const totals = () => {
-    let busy = 0;
-    let all = 0;
-    for (const { times } of read()) {
-      const sum = times.user + times.nice + times.sys + times.idle + times.irq;
-      all += sum;
-      busy += sum - times.idle;
-    }
-    return { busy, all };
-  };
-  let last = totals();
-  return () => {
-    const now = totals();
-    const all = now.all - last.all;
-    const load = all > 0 ? (now.busy - last.busy) / all : 0;
-    last = now;
-    return Math.min(1, Math.max(0, load));
-  };
-}
+type CpuList = () => ReturnType<typeof osCpus>;
 
 export interface ProberInit {
   nvidiaSmiPath?: string;
+  /** Default 5 s: nvidia-smi takes 0.1-1 s on a healthy box with 8 GPUs. */
   nvidiaSmiTimeoutMs?: number;
   modelEndpoints?: ModelEndpoint[];
+  /** Per HTTP request to a model endpoint. Default 2 s: they are on this node or its LAN. */
   fetchTimeoutMs?: number;
   logger?: ProbeLogger;
   /** Injected in tests. */
   si?: SystemInformation;
+  cpus?: CpuList;
   cpuLoad?: () => number;
   memory?: () => { total: number; free: number };
   /** Look for AMD/Intel/Apple GPUs through systeminformation (needs lspci on Linux). Default true. */
@@ -74,89 +58,149 @@ export interface Prober {
 
 const silent: ProbeLogger = { debug() {}, info() {}, warn() {} };
 
-/** Non-NVIDIA GPUs from systeminformation; NVIDIA ones come from nvidia-smi, which knows free VRAM. */
-async function probeOtherGpus(si: SystemInformation, firstIndex: number): Promise<Gpu[]> {
+/** CPU busy fraction since the previous call, from os.cpus() tick counters: no process spawned, no file read. */
+export function createCpuLoadSampler(read: CpuList = osCpus): () => number {
+  const totals = () => {
+    let busy = 0;
+    let all = 0;
+    for (const { times } of read()) {
+      const sum = times.user + times.nice + times.sys + times.idle + times.irq;
+      all += sum;
+      busy += sum - times.idle;
+    }
+    return { busy, all };
+  };
+  // Sampled at creation, so the first probe already measures a real interval.
+  let last = totals();
+  return () => {
+    const now = totals();
+    const all = now.all - last.all;
+    const load = all > 0 ? (now.busy - last.busy) / all : 0;
+    last = now;
+    return Math.min(1, Math.max(0, load));
+  };
+}
+
+/**
+ * Vendors whose GPUs can run models (ROCm, oneAPI/SYCL, Vulkan, Metal). Servers also show display-only adapters
+ * (an ASPEED or Matrox BMC, a VM's virtual VGA) that must not be advertised as GPUs.
+ */
+const COMPUTE_GPU_VENDOR = /\b(amd|ati|advanced micro devices|intel|apple)\b/i;
+
+const MiB = 2 ** 20;
+const mebibytes = (v: unknown) =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.round(v * MiB) : undefined;
+
+/**
+ * AMD/Intel/Apple GPUs from systeminformation. NVIDIA cards are left to nvidia-smi, which knows free VRAM and
+ * utilisation; one it does not report has no working driver, so nothing could run on it.
+ */
+export async function probeOtherGpus(si: SystemInformation): Promise<Gpu[]> {
   const { controllers } = await si.graphics();
   return controllers
-    .filter((c) => !/nvidia/i.test(`${c.vendor} ${c.model}`))
-    .map((c, i) => {
-      const vram = (c.vram ?? 0) * 2 ** 20;
-      const used = c.memoryUsed === undefined || c.memoryUsed === null ? undefined : c.memoryUsed * 2 ** 20;
+    .filter((c) => !/nvidia/i.test(`${c.vendor} ${c.model}`) && COMPUTE_GPU_VENDOR.test(`${c.vendor} ${c.model}`))
+    .map((c, index) => {
+      const vramTotal = mebibytes(c.vram) ?? 0;
+      const used = mebibytes(c.memoryUsed);
       return {
-        index: firstIndex + i,
+        index,
         name: (c.model || 'GPU').slice(0, 128),
         vendor: (c.vendor || 'unknown').slice(0, 64),
-        vramTotal: vram,
-        vramFree: c.memoryFree ? c.memoryFree * 2 ** 20 : used === undefined ? vram : Math.max(0, vram - used),
-        util: typeof c.utilizationGpu === 'number' ? Math.min(1, c.utilizationGpu / 100) : -1,
+        vramTotal,
+        // Unreported free VRAM is 0 (the schema's unknown), not a guess.
+        vramFree: mebibytes(c.memoryFree) ?? (used === undefined ? 0 : Math.max(0, vramTotal - used)),
+        util: typeof c.utilizationGpu === 'number' && c.utilizationGpu >= 0 ? Math.min(1, c.utilizationGpu / 100) : -1,
       };
     });
 }
 
-/** The largest VRAM one model can use on this GPU: its own, or its largest MIG instance. */
-function usableVram(gpu: Gpu): number {
-  return gpu.mig && gpu.mig.length > 0 ? Math.max(...gpu.mig.map((m) => m.vramTotal)) : gpu.vramTotal;
+/** Logs a warning when it appears and once more when it clears, not on every probe while it lasts. */
+function createWarningLog(log: ProbeLogger): (warnings: readonly string[]) => void {
+  let active = new Set<string>();
+  return (warnings) => {
+    const now = new Set(warnings);
+    for (const w of now) if (!active.has(w)) log.warn({}, w);
+    for (const w of active) if (!now.has(w)) log.info({ cleared: w }, 'probe warning cleared');
+    active = now;
+  };
+}
+
+/** Runs `read` at most once per interval while it keeps answering "absent"; otherwise on every call. */
+function skipWhileAbsent(read: () => Promise<NvidiaProbe>, intervalMs: number, now: () => number, log: ProbeLogger) {
+  let absentUntil = 0;
+  let loggedReason: string | undefined;
+  return async (): Promise<NvidiaProbe> => {
+    if (now() < absentUntil) return { gpus: [] };
+    const result = await read();
+    if (result.absent) {
+      absentUntil = now() + intervalMs;
+      if (loggedReason !== result.absent) log.debug({ reason: result.absent }, 'no NVIDIA GPU');
+      loggedReason = result.absent;
+    }
+    return result;
+  };
+}
+
+/** Runs `read` at most once per interval, keeping its last answer in between; a failure counts as none. */
+function cachedFor<T>(read: () => Promise<T>, fallback: T, intervalMs: number, now: () => number) {
+  let cached: { value: T; until: number } | undefined;
+  return async (): Promise<T> => {
+    if (!cached || now() >= cached.until) {
+      const value = await read().catch(() => fallback);
+      cached = { value, until: now() + intervalMs };
+    }
+    return cached.value;
+  };
 }
 
 export function createProber(init: ProberInit = {}): Prober {
-  const si = init.si ?? systeminformation;
   const log = init.logger ?? silent;
-  const nvidiaSmi = init.nvidiaSmiPath ?? 'nvidia-smi';
   const now = init.now ?? Date.now;
   const rescanMs = init.hardwareRescanMs ?? 5 * 60_000;
-  let nvidiaAbsentLogged = false;
-  let nvidiaAbsentUntil = 0;
-  let otherGpus: { gpus: Gpu[]; until: number } | undefined;
-  const cpuLoad = init.cpuLoad ?? createCpuLoadSampler();
+  const cpus = init.cpus ?? osCpus;
+  const cpuLoad = init.cpuLoad ?? createCpuLoadSampler(cpus);
   // os.freemem() is MemAvailable on Linux (libuv reads /proc/meminfo): what a new workload can really use.
   const memory = init.memory ?? (() => ({ total: totalmem(), free: freemem() }));
+  const readNvidia = skipWhileAbsent(
+    createNvidiaSmiReader(init.nvidiaSmiPath ?? 'nvidia-smi', init.nvidiaSmiTimeoutMs ?? 5_000),
+    rescanMs,
+    now,
+    log,
+  );
+  const si = init.si ?? systeminformation;
+  const readOtherGpus =
+    init.otherGpus === false ? async () => [] : cachedFor(() => probeOtherGpus(si), [] as Gpu[], rescanMs, now);
+  const endpoints = init.modelEndpoints ?? [];
+  const fetchTimeoutMs = init.fetchTimeoutMs ?? 2_000;
+  const contextCache: ContextLengthCache = new Map();
+  const logWarnings = createWarningLog(log);
 
   return {
     async probe() {
       const started = performance.now();
-      const warnings: string[] = [];
-      const [nvidia, discoveries] = await Promise.all([
-        now() < nvidiaAbsentUntil ? { gpus: [] } : probeNvidia(nvidiaSmi, init.nvidiaSmiTimeoutMs ?? 5_000),
-        Promise.all((init.modelEndpoints ?? []).map((e) => discoverModels(e, init.fetchTimeoutMs ?? 2_000))),
+      const [nvidia, others, discoveries] = await Promise.all([
+        readNvidia(),
+        readOtherGpus(),
+        Promise.all(endpoints.map((e) => discoverModels(e, fetchTimeoutMs, contextCache))),
       ]);
-      if ('warning' in nvidia && nvidia.warning) warnings.push(nvidia.warning);
-      if ('absent' in nvidia && nvidia.absent) {
-        nvidiaAbsentUntil = now() + rescanMs;
-        if (!nvidiaAbsentLogged) log.debug({ reason: nvidia.absent }, 'no NVIDIA GPU');
-        nvidiaAbsentLogged = true;
-      }
-      if (init.otherGpus !== false && (!otherGpus || now() >= otherGpus.until)) {
-        const gpus = await probeOtherGpus(si, 0).catch(() => [] as Gpu[]);
-        otherGpus = { gpus, until: now() + rescanMs };
-      }
-      const others = (otherGpus?.gpus ?? []).map((g, i) => ({ ...g, index: nvidia.gpus.length + i }));
-      const gpus = [...nvidia.gpus, ...others];
-      const models = discoveries.flatMap((d) => d.models);
-      for (const d of discoveries) if (d.warning) warnings.push(d.warning);
-      for (const w of warnings) log.warn({}, w);
+      const gpus = [...nvidia.gpus, ...others.map((g, i) => ({ ...g, index: nvidia.gpus.length + i }))];
+      const warnings = [nvidia.warning, ...discoveries.map((d) => d.warning)].filter((w) => w !== undefined);
+      logWarnings(warnings);
       const cpuList = cpus();
       const cores = cpuList.length;
       const mem = memory();
       return {
-        cpu: {
-          cores,
-          model: (cpuList[0]?.model ?? 'unknown').trim().slice(0, 256),
-          load: cpuLoad(),
-        },
+        cpu: { cores, model: (cpuList[0]?.model ?? 'unknown').trim().slice(0, 256), load: cpuLoad() },
         mem,
         gpus,
-        models,
-        tier: classifyTier({
-          cores,
-          memBytes: mem.total,
-          largestGpuVram: Math.max(0, ...gpus.map(usableVram)),
-          totalVram: gpus.reduce((s, g) => s + g.vramTotal, 0),
-        }),
-        probedAt: Date.now(),
+        models: discoveries.flatMap((d) => d.models),
+        tier: classifyTier(tierInput(cores, mem.total, gpus)),
+        probedAt: now(),
         durationMs: performance.now() - started,
         warnings,
       };
     },
+    // Nothing is held between probes (no timers, no sockets): close exists so the daemon need not know that.
     async close() {},
   };
 }
