@@ -35,7 +35,7 @@ type ReplyResult = { ok: true; plan: Plan; text: string } | { ok: false; problem
  * Rejects only when `signal` aborts.
  */
 export async function decomposeGoal(goalText: string, options: DecomposeOptions): Promise<DecomposeResult> {
-  const maxAttempts = options.maxAttempts ?? 3;
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 3);
   const messages: ChatMessage[] = [
     { role: 'system', content: plannerSystemPrompt(options) },
     { role: 'user', content: `Goal:\n${goalText}` },

@@ -4,8 +4,8 @@ import { didYouMean } from './similar.js';
 
 /**
  * TypeBox says "Expected union value" for a bad enum and "Unexpected property" for a typo; a person wants
- * "expected one of low, medium, high, expert" and "unknown field 'afer' (did you mean 'after'?)". These
- * rewrite such messages by looking the field up in the schema the value was checked against.
+ * "'hard' is not one of low, medium, high, expert" and "unknown field 'afer' (did you mean 'after'?)". This
+ * rewrites such messages by looking the field up in the schema the value was checked against.
  */
 export function explainSchemaProblem(problem: FileProblem, root: TSchema, value: unknown, prefix = ''): FileProblem {
   const segments = pointerSegments(problem.field.slice(prefix.length));
@@ -14,6 +14,9 @@ export function explainSchemaProblem(problem: FileProblem, root: TSchema, value:
     const known = Object.keys((parent?.properties as Record<string, unknown> | undefined) ?? {});
     const name = String(segments.at(-1));
     return { ...problem, message: `unknown field '${name}'${didYouMean(name, known)}` };
+  }
+  if (problem.message === 'Expected required property') {
+    return { ...problem, message: `missing required field '${String(segments.at(-1))}'` };
   }
   if (problem.message === 'Expected union value') {
     const union = schemaAt(root, segments);

@@ -69,7 +69,7 @@ const rows: Row[] = [
   {
     name: 'a missing persona (schema error at the flow)',
     text: valid.replace('    persona: Linguist\n', ''),
-    expected: [{ where: `${FILE}:12`, field: '/flows/1/persona', message: 'Expected required property' }],
+    expected: [{ where: `${FILE}:12`, field: '/flows/1/persona', message: "missing required field 'persona'" }],
   },
   {
     name: 'duplicate flow ids',
@@ -184,7 +184,7 @@ const rows: Row[] = [
       {
         where: `${FILE}:11`,
         field: '/flows/0/actions/1/params/command',
-        message: 'exec params: Expected required property',
+        message: "exec params: missing required field 'command'",
       },
     ],
   },

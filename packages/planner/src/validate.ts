@@ -243,7 +243,11 @@ function badTimeouts(plan: Plan, located: LocatedAction[]): PlanIssue[] {
 /** TypeBox reports a failing union once per member; one problem per field is what a person wants. */
 function dedupeByField<E extends { path: string }>(errors: E[]): E[] {
   const seen = new Set<string>();
-  return errors.filter((e) => !seen.has(e.path) && Boolean(seen.add(e.path)));
+  return errors.filter((e) => {
+    if (seen.has(e.path)) return false;
+    seen.add(e.path);
+    return true;
+  });
 }
 
 function parsedValue(text: string): unknown {
