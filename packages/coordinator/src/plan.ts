@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { FileValidationError, parseYamlWithSchema } from '@hermes-mesh/protocol';
+import { type FlatPlan, flattenPlan, PlanValidationError, parsePlan } from '@hermes-mesh/planner';
 import { ApiError, EXIT } from './client.js';
-import { GoalRequest } from './spec.js';
+import type { GoalRequest } from './spec.js';
 
-/** Reads a plan file into the API's goal shape; every problem names file, line and field. */
+/** Reads and checks a plan file (the planner's format); every problem names file, line and field. */
 export async function loadPlanFile(path: string): Promise<GoalRequest> {
   let text: string;
   try {
@@ -12,11 +12,21 @@ export async function loadPlanFile(path: string): Promise<GoalRequest> {
     throw new ApiError(`cannot read plan ${path}: ${(err as Error).message}`, EXIT.badInput);
   }
   try {
-    return parseYamlWithSchema(text, GoalRequest, path);
+    return goalRequestOf(flattenPlan(parsePlan(text, path)));
   } catch (err) {
-    if (err instanceof FileValidationError) throw new ApiError(`invalid plan:\n${err.message}`, EXIT.badInput);
+    if (err instanceof PlanValidationError) throw new ApiError(`invalid plan:\n${err.message}`, EXIT.badInput);
     throw err;
   }
+}
+
+/** The planner's flat plan is the API's goal request, field for field. */
+export function goalRequestOf(plan: FlatPlan): GoalRequest {
+  return {
+    goal: plan.goal,
+    policy: plan.policy,
+    flows: plan.flows,
+    actions: plan.actions.map((a) => ({ ...a, requires: { ...a.requires } })),
+  };
 }
 
 export interface Overrides {
