@@ -72,6 +72,8 @@ writeFileSync(
     'exec:',
     '  wc: { path: /usr/bin/wc, args: { maxCount: 4, pattern: "^[-a-zA-Z0-9_./]+$" } }',
     '  sha256sum: { path: /usr/bin/sha256sum, args: { maxCount: 8, pattern: "^[-a-zA-Z0-9_./]+$" } }',
+    '  sort: { path: /usr/bin/sort, args: { maxCount: 4, pattern: "^[-a-zA-Z0-9_./]+$" } }',
+    '  uname: { path: /usr/bin/uname, args: { maxCount: 2, pattern: "^-[a-z]+$" } }',
     ...(process.env.HERMES_LLM_URL
       ? [
           'providers:',
