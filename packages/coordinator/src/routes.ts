@@ -1,9 +1,11 @@
 import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership } from '@hermes-mesh/mesh';
+import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FastifyInstance } from 'fastify';
+import { withOverrides } from './plan.js';
 import { type Coordinator, specOf } from './service.js';
-import { GoalRequest } from './spec.js';
+import { GoalRequest, Policy } from './spec.js';
 
 const checkGoal = TypeCompiler.Compile(GoalRequest);
 
@@ -14,7 +16,23 @@ export interface RoutesDeps {
   membership: Membership;
   /** Lists the mesh's models ranked by capability (the scheduler's view). */
   models: () => unknown;
+  /** Turns a free-text goal into a plan (an LLM); absent when no planner model is configured. */
+  decompose?: (
+    text: string,
+  ) => Promise<{ ok: true; request: GoalRequest; planFile: string } | { ok: false; problems: string[] }>;
 }
+
+const TextGoal = Type.Object(
+  {
+    text: Type.String({ minLength: 1, maxLength: 65_536 }),
+    policy: Type.Optional(Policy),
+    provider: Type.Optional(Type.String({ minLength: 1 })),
+    model: Type.Optional(Type.String({ minLength: 1 })),
+    reasoningEffort: Type.Optional(Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high')])),
+  },
+  { additionalProperties: false },
+);
+const checkText = TypeCompiler.Compile(TextGoal);
 
 /** What status and watch show for one action. */
 export function actionView(action: Action, waitingReason?: string) {
@@ -53,6 +71,20 @@ export function registerRoutes(deps: RoutesDeps): void {
   const { app, ledger, coordinator } = deps;
 
   app.post('/v1/goals', async (req, reply) => {
+    if (checkText.Check(req.body)) {
+      const { text, ...overrides } = req.body;
+      if (!deps.decompose) {
+        return reply.code(400).send({
+          error: 'free-text goals need a planner model',
+          hint: 'start the coordinator with HERMES_LLM_URL and HERMES_LLM_MODEL set, or submit --plan FILE',
+        });
+      }
+      const planned = await deps.decompose(text);
+      if (!planned.ok)
+        return reply.code(422).send({ error: 'the planner model gave no valid plan', details: planned.problems });
+      const { goalId } = await coordinator.submit(withOverrides(planned.request, overrides));
+      return reply.code(201).send({ goalId, planFile: planned.planFile });
+    }
     if (!checkGoal.Check(req.body)) {
       const errors = [...checkGoal.Errors(req.body)].slice(0, 10).map((e) => `${e.path || '/'}: ${e.message}`);
       return reply.code(400).send({ error: 'invalid goal', details: errors });

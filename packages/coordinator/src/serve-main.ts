@@ -8,7 +8,22 @@ export async function serve(flags: string[]): Promise<void> {
     name: 'hermes-coord serve',
     description: 'hermes-mesh coordinator: a mesh node that takes goals and places their actions',
     startOptions: () => ({
-      plugins: [coordinatorPlugin({ place: leastLoadedPlacer, models: (adverts) => ({ adverts: adverts.length }) })],
+      plugins: [
+        coordinatorPlugin({
+          place: leastLoadedPlacer,
+          models: (adverts) => ({ adverts: adverts.length }),
+          ...plannerFromEnv(),
+        }),
+      ],
     }),
   });
+}
+
+/** HERMES_LLM_URL (OpenAI-compatible, e.g. http://127.0.0.1:11434/v1), HERMES_LLM_MODEL, HERMES_LLM_API_KEY. */
+function plannerFromEnv() {
+  const baseUrl = process.env.HERMES_LLM_URL;
+  const model = process.env.HERMES_LLM_MODEL;
+  if (!baseUrl || !model) return {};
+  const apiKey = process.env.HERMES_LLM_API_KEY;
+  return { planner: { baseUrl, model, ...(apiKey ? { apiKey } : {}) } };
 }

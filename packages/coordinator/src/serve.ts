@@ -1,10 +1,34 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { DaemonPlugin } from '@hermes-mesh/daemon';
-import { registerRoutes } from './routes.js';
+import { decomposeGoal, flattenPlan, savePlan } from '@hermes-mesh/planner';
+import { formatProblem } from '@hermes-mesh/protocol';
+import { goalRequestOf } from './plan.js';
+import { type RoutesDeps, registerRoutes } from './routes.js';
 import { createCoordinator, type Placer } from './service.js';
 
 export interface CoordinatorPluginInit {
   place: Placer;
   models: (adverts: unknown[]) => unknown;
+  /** The model that breaks free-text goals into plans (OpenAI-compatible); none: only plan files are taken. */
+  planner?: { baseUrl: string; model: string; apiKey?: string };
+}
+
+/** Free text -> a validated plan, saved under the data dir where the user can edit and resubmit it. */
+function plannerFor(
+  init: NonNullable<CoordinatorPluginInit['planner']>,
+  dataDir: string,
+  execCommands: string[],
+): NonNullable<RoutesDeps['decompose']> {
+  return async (text) => {
+    const result = await decomposeGoal(text, { ...init, execCommands });
+    if (!result.ok) return { ok: false, problems: result.problems.map(formatProblem) };
+    const dir = join(dataDir, 'plans');
+    await mkdir(dir, { recursive: true });
+    const planFile = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.yaml`);
+    await savePlan(result.plan, planFile);
+    return { ok: true, request: goalRequestOf(flattenPlan(result.plan)), planFile };
+  };
 }
 
 /** Mounts the coordinator on a node: the decision loop over the node's ledger and mesh, and its HTTP API. */
