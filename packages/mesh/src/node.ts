@@ -20,7 +20,6 @@ import {
 } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
 import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface';
-import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
@@ -323,7 +322,8 @@ export async function createMeshNode(
     connectionProtector: preSharedKey({ psk: init.psk }),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    peerDiscovery: init.mdns ? [mdns({ serviceTag: `hermes-${meshId}.local` })] : [],
+    // Loaded only when asked for: most meshes join by bootstrap address, and every module costs idle memory.
+    peerDiscovery: init.mdns ? [(await import('@libp2p/mdns')).mdns({ serviceTag: `hermes-${meshId}.local` })] : [],
     connectionManager: {
       maxConnections: init.maxConnections ?? 200,
       // libp2p's default (5 new connections per second per remote host) starves a mesh whose nodes share
