@@ -1,12 +1,20 @@
 export {
   type ContextLengthCache,
   type Discovery,
+  type DiscoveryOptions,
   discoverModels,
   discoverOllama,
   discoverOpenAICompatible,
   type ModelEndpoint,
 } from './models.js';
-export { createNvidiaSmiReader, type NvidiaProbe, parseNvidiaSmiXml, probeNvidia, runNvidiaSmi } from './nvidia.js';
+export {
+  createNvidiaSmiReader,
+  type NvidiaProbe,
+  type NvidiaSmiReader,
+  parseNvidiaSmiXml,
+  probeNvidia,
+  runNvidiaSmi,
+} from './nvidia.js';
 export {
   createCpuLoadSampler,
   createProber,

@@ -10,7 +10,7 @@ afterAll(() => server.close());
 
 describe('Ollama discovery', () => {
   it('installed models with size, family, quant; the loaded one with its VRAM and running context', async () => {
-    const { models, warning } = await discoverOllama(`${server.url}/`, 2_000);
+    const { models, warning } = await discoverOllama(`${server.url}/`, { timeoutMs: 2_000 });
     expect(warning).toBeUndefined();
     expect(models).toEqual([
       {
@@ -44,8 +44,8 @@ describe('Ollama discovery', () => {
     const cache: ContextLengthCache = new Map();
     const shows = () => server.requests.filter((r) => r.startsWith('POST /api/show'));
     const before = shows().length;
-    const first = await discoverOllama(server.url, 2_000, cache);
-    const second = await discoverOllama(server.url, 2_000, cache);
+    const first = await discoverOllama(server.url, { timeoutMs: 2_000, contextCache: cache });
+    const second = await discoverOllama(server.url, { timeoutMs: 2_000, contextCache: cache });
     expect(first.models.map((m) => [m.name, m.ctx])).toEqual([
       ['qwen3:8b', 4096], // loaded: the context it runs with, from /api/ps
       ['llama3.1:70b', 131_072], // not loaded: its trained context, from /api/show
@@ -56,7 +56,7 @@ describe('Ollama discovery', () => {
 
   it('a down endpoint gives no models and a warning that names it and what to check', async () => {
     const url = await deadUrl();
-    const { models, warning } = await discoverOllama(url, 2_000);
+    const { models, warning } = await discoverOllama(url, { timeoutMs: 2_000 });
     expect(models).toEqual([]);
     expect(warning).toBe(
       `no models from ${url} (ECONNREFUSED): is the server running, and is the URL in the node config right?`,
@@ -65,14 +65,14 @@ describe('Ollama discovery', () => {
 
   it('an endpoint that does not answer times out', async () => {
     const started = performance.now();
-    const { models, warning } = await discoverOllama(`${server.url}/hang`, 200);
+    const { models, warning } = await discoverOllama(`${server.url}/hang`, { timeoutMs: 200 });
     expect(models).toEqual([]);
     expect(warning).toMatch(/^no models from .*\/hang \(timed out\)/);
     expect(performance.now() - started).toBeLessThan(3_000);
   });
 
   it('a server that is not Ollama gives a warning, not models', async () => {
-    const { models, warning } = await discoverOllama(`${server.url}/llamacpp`, 2_000);
+    const { models, warning } = await discoverOllama(`${server.url}/llamacpp`, { timeoutMs: 2_000 });
     expect(models).toEqual([]);
     expect(warning).toMatch(/\(HTTP 404\): is the URL in the node config the server base URL\?/);
   });
@@ -81,7 +81,7 @@ describe('Ollama discovery', () => {
 describe('OpenAI-compatible discovery', () => {
   it('vLLM: served models with their context, the API key sent from the named variable', async () => {
     const endpoint = { provider: 'vllm' as const, url: `${server.url}/v1`, apiKeyEnv: 'VLLM_KEY' };
-    const { models, warning } = await discoverOpenAICompatible(endpoint, 2_000, { VLLM_KEY });
+    const { models, warning } = await discoverOpenAICompatible(endpoint, { timeoutMs: 2_000, env: { VLLM_KEY } });
     expect(warning).toBeUndefined();
     expect(models).toEqual([
       {
@@ -100,7 +100,10 @@ describe('OpenAI-compatible discovery', () => {
   });
 
   it('llama.cpp server: size and trained context from its meta block', async () => {
-    const { models } = await discoverOpenAICompatible({ provider: 'llamacpp', url: `${server.url}/llamacpp` }, 2_000);
+    const { models } = await discoverOpenAICompatible(
+      { provider: 'llamacpp', url: `${server.url}/llamacpp` },
+      { timeoutMs: 2_000 },
+    );
     expect(models).toEqual([
       expect.objectContaining({
         name: 'Qwen2.5-7B-Instruct-Q4_K_M.gguf',
@@ -114,11 +117,11 @@ describe('OpenAI-compatible discovery', () => {
 
   it('a missing or wrong API key is a warning that names the variable', async () => {
     const endpoint = { provider: 'openai' as const, url: server.url, apiKeyEnv: 'OPENAI_KEY' };
-    expect(await discoverOpenAICompatible(endpoint, 2_000, {})).toEqual({
+    expect(await discoverOpenAICompatible(endpoint, { timeoutMs: 2_000, env: {} })).toEqual({
       models: [],
       warning: `no models from ${server.url}: environment variable OPENAI_KEY is not set`,
     });
-    expect(await discoverOpenAICompatible(endpoint, 2_000, { OPENAI_KEY: 'wrong' })).toEqual({
+    expect(await discoverOpenAICompatible(endpoint, { timeoutMs: 2_000, env: { OPENAI_KEY: 'wrong' } })).toEqual({
       models: [],
       warning: `no models from ${server.url} (HTTP 401): is the API key in OPENAI_KEY right?`,
     });

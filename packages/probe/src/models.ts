@@ -15,6 +15,16 @@ export type Discovery = { models: ModelInfo[]; warning?: string };
  */
 export type ContextLengthCache = Map<string, number>;
 
+/** How one discovery runs: a timeout per HTTP request, and a signal that stops it early (the prober closing). */
+export interface DiscoveryOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Ollama only: where context lengths from /api/show are kept; without one, /api/show is not asked. */
+  contextCache?: ContextLengthCache;
+  /** OpenAI-compatible only: where apiKeyEnv is looked up. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
 type Json = Record<string, unknown>;
 
 class HttpStatusError extends Error {
@@ -23,8 +33,10 @@ class HttpStatusError extends Error {
   }
 }
 
-async function requestJson(url: string, timeoutMs: number, init: RequestInit = {}): Promise<unknown> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+async function requestJson(url: string, options: DiscoveryOptions, init: RequestInit = {}): Promise<unknown> {
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+  const res = await fetch(url, { ...init, signal });
   if (!res.ok) {
     await res.body?.cancel();
     throw new HttpStatusError(res.status);
@@ -65,7 +77,7 @@ function contextLengthFromShow(show: unknown): number {
 async function ollamaContextLength(
   base: string,
   model: Json,
-  timeoutMs: number,
+  options: DiscoveryOptions,
   cache: ContextLengthCache,
 ): Promise<number> {
   const name = str(model.name ?? model.model, 256);
@@ -73,7 +85,7 @@ async function ollamaContextLength(
   const known = cache.get(key);
   if (known !== undefined) return known;
   try {
-    const show = await requestJson(`${base}/api/show`, timeoutMs, {
+    const show = await requestJson(`${base}/api/show`, options, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: name }),
@@ -90,19 +102,16 @@ async function ollamaContextLength(
  * Ollama: installed models from /api/tags; which are loaded, with their VRAM and running context, from /api/ps;
  * the trained context of the others from /api/show (once per model digest, and only when a cache is given).
  */
-export async function discoverOllama(
-  baseUrl: string,
-  timeoutMs: number,
-  contextCache?: ContextLengthCache,
-): Promise<Discovery> {
+export async function discoverOllama(baseUrl: string, options: DiscoveryOptions): Promise<Discovery> {
+  const { contextCache } = options;
   const base = baseUrl.replace(/\/+$/, '');
   let tags: unknown;
   let ps: unknown;
   try {
     [tags, ps] = await Promise.all([
-      requestJson(`${base}/api/tags`, timeoutMs),
+      requestJson(`${base}/api/tags`, options),
       // Older servers have no /api/ps: their models are simply not known to be loaded.
-      requestJson(`${base}/api/ps`, timeoutMs).catch(() => ({ models: [] })),
+      requestJson(`${base}/api/ps`, options).catch(() => ({ models: [] })),
     ]);
   } catch (err) {
     return { models: [], warning: describeFailure(base, err) };
@@ -117,7 +126,7 @@ export async function discoverOllama(
       const name = str(m.name ?? m.model, 256);
       const details = objectOf(m.details);
       const live = loaded.get(name);
-      const ctx = live?.ctx || (contextCache ? await ollamaContextLength(base, m, timeoutMs, contextCache) : 0);
+      const ctx = live?.ctx || (contextCache ? await ollamaContextLength(base, m, options, contextCache) : 0);
       return {
         name,
         provider: 'ollama',
@@ -139,23 +148,15 @@ export async function discoverOllama(
  * Any OpenAI-compatible server (vLLM, llama.cpp server, hosted APIs): /v1/models. Served models count as loaded.
  * vLLM reports max_model_len; llama.cpp's server reports meta.n_ctx_train and meta.size.
  */
-export async function discoverOpenAICompatible(
-  endpoint: ModelEndpoint,
-  timeoutMs: number,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<Discovery> {
+export async function discoverOpenAICompatible(endpoint: ModelEndpoint, options: DiscoveryOptions): Promise<Discovery> {
   const base = endpoint.url.replace(/\/+$/, '').replace(/\/v1$/, '');
-  const key = endpoint.apiKeyEnv ? env[endpoint.apiKeyEnv] : undefined;
+  const key = endpoint.apiKeyEnv ? (options.env ?? process.env)[endpoint.apiKeyEnv] : undefined;
   if (endpoint.apiKeyEnv && !key) {
     return { models: [], warning: `no models from ${base}: environment variable ${endpoint.apiKeyEnv} is not set` };
   }
   let body: unknown;
   try {
-    body = await requestJson(
-      `${base}/v1/models`,
-      timeoutMs,
-      key ? { headers: { authorization: `Bearer ${key}` } } : {},
-    );
+    body = await requestJson(`${base}/v1/models`, options, key ? { headers: { authorization: `Bearer ${key}` } } : {});
   } catch (err) {
     return { models: [], warning: describeFailure(base, err, endpoint.apiKeyEnv) };
   }
@@ -179,12 +180,8 @@ export async function discoverOpenAICompatible(
   return { models };
 }
 
-export function discoverModels(
-  endpoint: ModelEndpoint,
-  timeoutMs: number,
-  contextCache?: ContextLengthCache,
-): Promise<Discovery> {
+export function discoverModels(endpoint: ModelEndpoint, options: DiscoveryOptions): Promise<Discovery> {
   return endpoint.provider === 'ollama'
-    ? discoverOllama(endpoint.url, timeoutMs, contextCache)
-    : discoverOpenAICompatible(endpoint, timeoutMs);
+    ? discoverOllama(endpoint.url, options)
+    : discoverOpenAICompatible(endpoint, options);
 }

@@ -109,6 +109,17 @@ describe('parseNvidiaSmiXml', () => {
     });
   });
 
+  it('memory nvidia-smi may not show (a restricted container) is 0, the unknown value', () => {
+    const xml = `<nvidia_smi_log><gpu id="00000000:01:00.0"><product_name>NVIDIA L4</product_name>
+      <uuid>[Insufficient Permissions]</uuid><fb_memory_usage><total>[Insufficient Permissions]</total>
+      <reserved>[Insufficient Permissions]</reserved><used>[Insufficient Permissions]</used>
+      <free>[Insufficient Permissions]</free></fb_memory_usage><utilization><gpu_util>[Unknown Error]</gpu_util>
+      </utilization></gpu></nvidia_smi_log>`;
+    expect(parseNvidiaSmiXml(xml)).toEqual([
+      { index: 0, name: 'NVIDIA L4', vendor: 'NVIDIA', vramTotal: 0, vramFree: 0, util: -1 },
+    ]);
+  });
+
   it('no number is ever NaN, in any fixture', () => {
     for (const name of ['rtx-4090.xml', 'a100-x4.xml', 'h100-x8.xml', 'a100-mig.xml', 'gtx-na-fields.xml']) {
       for (const gpu of parseNvidiaSmiXml(read(name))) {
@@ -189,10 +200,10 @@ describe('probeNvidia (runs the executable)', () => {
     const smi = fakeNvidiaSmi(
       `if [ -e '${dir}/ran' ]; then cat '${fixture('rtx-4090.xml')}'; else touch '${dir}/ran'; exec sleep 30; fi`,
     );
-    const readNvidia = createNvidiaSmiReader(smi, 500);
-    const first = readNvidia();
-    expect(await readNvidia()).toEqual({ gpus: [], warning: expect.stringMatching(/still running/) });
+    const nvidiaSmi = createNvidiaSmiReader(smi, 500);
+    const first = nvidiaSmi.read();
+    expect(await nvidiaSmi.read()).toEqual({ gpus: [], warning: expect.stringMatching(/still running/) });
     expect(await first).toEqual({ gpus: [], warning: expect.stringMatching(/did not answer/) });
-    expect((await readNvidia()).gpus.map((g) => g.name)).toEqual(['NVIDIA GeForce RTX 4090']);
+    expect((await nvidiaSmi.read()).gpus.map((g) => g.name)).toEqual(['NVIDIA GeForce RTX 4090']);
   });
 });

@@ -168,22 +168,35 @@ export function probeNvidia(path: string, timeoutMs: number): Promise<NvidiaProb
   return runNvidiaSmi(path, timeoutMs).result;
 }
 
+/** nvidia-smi as a prober runs it: `read` once per probe, `stop` when the prober closes. */
+export interface NvidiaSmiReader {
+  read(): Promise<NvidiaProbe>;
+  /** Kills a run still in progress, so a closing daemon does not wait for it. */
+  stop(): void;
+}
+
 /**
- * nvidia-smi runs for a prober: a run that could not be reaped is not joined by another one on every probe
- * (each would hang in the driver too); the probe reports the stuck one until it exits.
+ * A run that could not be reaped is not joined by another one on every probe (each would hang in the driver
+ * too); the probe reports the stuck one until it exits.
  */
-export function createNvidiaSmiReader(path: string, timeoutMs: number): () => Promise<NvidiaProbe> {
+export function createNvidiaSmiReader(path: string, timeoutMs: number): NvidiaSmiReader {
   let previous: ChildProcess | undefined;
-  return () => {
-    // A run that failed to spawn has no pid and never gets an exit code.
-    if (previous?.pid !== undefined && previous.exitCode === null && previous.signalCode === null) {
-      return Promise.resolve({
-        gpus: [],
-        warning: `${path} (pid ${previous.pid}) from an earlier probe is still running; is the NVIDIA driver hung?`,
-      });
-    }
-    const run = runNvidiaSmi(path, timeoutMs);
-    previous = run.child;
-    return run.result;
+  // A run that failed to spawn has no pid and never gets an exit code.
+  const running = () => previous?.pid !== undefined && previous.exitCode === null && previous.signalCode === null;
+  return {
+    read() {
+      if (running()) {
+        return Promise.resolve({
+          gpus: [],
+          warning: `${path} (pid ${previous?.pid}) from an earlier probe is still running; is the NVIDIA driver hung?`,
+        });
+      }
+      const run = runNvidiaSmi(path, timeoutMs);
+      previous = run.child;
+      return run.result;
+    },
+    stop() {
+      if (running()) previous?.kill('SIGKILL');
+    },
   };
 }

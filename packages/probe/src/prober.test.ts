@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -146,6 +146,38 @@ describe('createProber end to end, nvidia-smi run as a process', () => {
       ['warn', hung.warnings[0]],
       ['info', 'probe warning cleared'],
     ]);
+  });
+});
+
+/** Polls a condition until it holds, failing after a deadline. */
+async function waitFor(condition: () => boolean, deadlineMs = 5_000) {
+  const deadline = performance.now() + deadlineMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('close', () => {
+  it('ends a probe in progress at once and refuses new ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smi-close-'));
+    const smi = fakeNvidiaSmi(`touch '${dir}/started'; exec sleep 30`);
+    const prober = createProber({
+      si: noOtherGpus,
+      nvidiaSmiPath: smi,
+      nvidiaSmiTimeoutMs: 30_000,
+      fetchTimeoutMs: 30_000,
+      modelEndpoints: [{ provider: 'ollama', url: `${server.url}/hang` }],
+    });
+    const started = performance.now();
+    const inProgress = prober.probe();
+    await waitFor(() => server.requests.includes('GET /hang/api/tags') && existsSync(join(dir, 'started')));
+    await prober.close();
+    const r = await inProgress;
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(r.gpus).toEqual([]);
+    expect(r.models).toEqual([]);
+    await expect(prober.probe()).rejects.toThrow(/after close/);
   });
 });
 

@@ -161,12 +161,8 @@ export function createProber(init: ProberInit = {}): Prober {
   const cpuLoad = init.cpuLoad ?? createCpuLoadSampler(cpus);
   // os.freemem() is MemAvailable on Linux (libuv reads /proc/meminfo): what a new workload can really use.
   const memory = init.memory ?? (() => ({ total: totalmem(), free: freemem() }));
-  const readNvidia = skipWhileAbsent(
-    createNvidiaSmiReader(init.nvidiaSmiPath ?? 'nvidia-smi', init.nvidiaSmiTimeoutMs ?? 5_000),
-    rescanMs,
-    now,
-    log,
-  );
+  const nvidiaSmi = createNvidiaSmiReader(init.nvidiaSmiPath ?? 'nvidia-smi', init.nvidiaSmiTimeoutMs ?? 5_000);
+  const readNvidia = skipWhileAbsent(nvidiaSmi.read, rescanMs, now, log);
   const si = init.si ?? systeminformation;
   const readOtherGpus =
     init.otherGpus === false ? async () => [] : cachedFor(() => probeOtherGpus(si), [] as Gpu[], rescanMs, now);
@@ -174,14 +170,17 @@ export function createProber(init: ProberInit = {}): Prober {
   const fetchTimeoutMs = init.fetchTimeoutMs ?? 2_000;
   const contextCache: ContextLengthCache = new Map();
   const logWarnings = createWarningLog(log);
+  const closing = new AbortController();
+  const discovery = { timeoutMs: fetchTimeoutMs, signal: closing.signal, contextCache };
 
   return {
     async probe() {
+      if (closing.signal.aborted) throw new Error('probe() called after close()');
       const started = performance.now();
       const [nvidia, others, discoveries] = await Promise.all([
         readNvidia(),
         readOtherGpus(),
-        Promise.all(endpoints.map((e) => discoverModels(e, fetchTimeoutMs, contextCache))),
+        Promise.all(endpoints.map((e) => discoverModels(e, discovery))),
       ]);
       const gpus = [...nvidia.gpus, ...others.map((g, i) => ({ ...g, index: nvidia.gpus.length + i }))];
       const warnings = [nvidia.warning, ...discoveries.map((d) => d.warning)].filter((w) => w !== undefined);
@@ -200,7 +199,10 @@ export function createProber(init: ProberInit = {}): Prober {
         warnings,
       };
     },
-    // Nothing is held between probes (no timers, no sockets): close exists so the daemon need not know that.
-    async close() {},
+    // Nothing is held between probes; close ends a probe in progress early (its results are then partial).
+    async close() {
+      closing.abort();
+      nvidiaSmi.stop();
+    },
   };
 }
