@@ -119,17 +119,20 @@ class Libp2pMeshNode implements MeshNode {
     }
   }
 
+  /** Bootstrap address -> the peer id found there, so an address given without /p2p/<id> is not redialled. */
+  private readonly bootstrapPeers = new Map<string, string>();
+
   private async dialBootstrap(): Promise<void> {
-    const connected = new Set(this.libp2p.getConnections().map((c) => c.remoteAddr.toString()));
     const connectedPeers = new Set(this.connectedPeers());
     await Promise.all(
       this.bootstrap.map(async (addr) => {
         const ma = multiaddr(addr);
-        const id = ma.getComponents().find((c) => c.name === 'p2p')?.value;
+        const id = ma.getComponents().find((c) => c.name === 'p2p')?.value ?? this.bootstrapPeers.get(addr);
         if (id === this.peerId) return;
-        if (id ? connectedPeers.has(id) : connected.has(addr)) return;
+        if (id && connectedPeers.has(id)) return;
         try {
-          await this.libp2p.dial(ma, { signal: AbortSignal.timeout(5_000) });
+          const connection = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(5_000) });
+          this.bootstrapPeers.set(addr, connection.remotePeer.toString());
         } catch (err) {
           if (!this.stopped) this.log.debug({ addr, err: String(err) }, 'bootstrap peer not reachable yet');
         }
