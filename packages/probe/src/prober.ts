@@ -1,6 +1,6 @@
 import { freemem, cpus as osCpus, totalmem } from 'node:os';
 import type { Gpu, ModelInfo, Tier } from '@hermes-mesh/protocol';
-import * as systeminformation from 'systeminformation';
+import type * as systeminformation from 'systeminformation';
 import { type ContextLengthCache, discoverModels, type ModelEndpoint } from './models.js';
 import { createNvidiaSmiReader, type NvidiaProbe } from './nvidia.js';
 import { classifyTier, tierInput } from './tier.js';
@@ -163,7 +163,8 @@ export function createProber(init: ProberInit = {}): Prober {
   const memory = init.memory ?? (() => ({ total: totalmem(), free: freemem() }));
   const nvidiaSmi = createNvidiaSmiReader(init.nvidiaSmiPath ?? 'nvidia-smi', init.nvidiaSmiTimeoutMs ?? 5_000);
   const readNvidia = skipWhileAbsent(nvidiaSmi.read, rescanMs, now, log);
-  const si = init.si ?? systeminformation;
+  // Imported on first use: its GPU scan runs once per rescan interval, and the module costs ~4 MB of idle RSS.
+  const si: SystemInformation = init.si ?? { graphics: async () => (await import('systeminformation')).graphics() };
   const readOtherGpus =
     init.otherGpus === false ? async () => [] : cachedFor(() => probeOtherGpus(si), [] as Gpu[], rescanMs, now);
   const endpoints = init.modelEndpoints ?? [];
