@@ -1,5 +1,6 @@
 import { main as daemonMain } from '@hermes-mesh/daemon';
-import { leastLoadedPlacer } from './least-loaded.js';
+import { rankMeshModels } from '@hermes-mesh/scheduler';
+import { schedulerPlacer } from './placer.js';
 import { coordinatorPlugin } from './serve.js';
 
 /** `hermes-coord serve [hermesd flags]`: a mesh node with the coordinator mounted on its API. */
@@ -10,8 +11,8 @@ export async function serve(flags: string[]): Promise<void> {
     startOptions: () => ({
       plugins: [
         coordinatorPlugin({
-          place: leastLoadedPlacer,
-          models: (adverts) => ({ adverts: adverts.length }),
+          place: schedulerPlacer(),
+          models: (adverts) => rankMeshModels(adverts as Parameters<typeof rankMeshModels>[0]),
           ...plannerFromEnv(),
         }),
       ],

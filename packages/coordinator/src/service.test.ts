@@ -8,7 +8,7 @@ import { type Assignment, sampleAdvert } from '@hermes-mesh/protocol';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/wait.js';
-import { leastLoadedPlacer } from './least-loaded.js';
+import { schedulerPlacer } from './placer.js';
 import { type Coordinator, createCoordinator } from './service.js';
 import type { GoalRequest } from './spec.js';
 
@@ -100,7 +100,7 @@ async function cluster(workers: string[], runners = new Map<string, ActionRunner
       ledger: ledgers.get('coord')!,
       mesh: meshes.get('coord')!,
       membership,
-      place: leastLoadedPlacer,
+      place: schedulerPlacer(),
       logger,
       backoffMs: 10,
       startupGraceMs: 0,
@@ -259,10 +259,11 @@ describe('coordinator loop', () => {
   it('an action no node can take waits, with a reason', async () => {
     const c = await cluster(['w1']);
     const request = plan([{ id: 'gpu' }]);
+    request.actions[0]!.kind = 'llm';
     request.actions[0]!.requires = { model: 'qwen3:32b' };
     const { goalId } = await c.coordinator.submit(request);
     await waitFor(() => c.coordinator.waitingReason(`${goalId}.gpu`), 'a waiting reason');
-    expect(c.coordinator.waitingReason(`${goalId}.gpu`)).toMatch(/qwen3:32b/);
+    expect(c.coordinator.waitingReason(`${goalId}.gpu`)).toBe('0 of 1 node fit: 1 lack model qwen3:32b');
     expect(c.ledgers.get('coord')!.action(`${goalId}.gpu`)?.state).toBe('PENDING');
   });
 });

@@ -1,1 +1,37 @@
-export {};
+export { chooseModel, type ModelChoice, type RankedModel, rankMeshModels } from './choose.js';
+export {
+  CHECKS,
+  DEFAULT_SCORE_WEIGHTS,
+  explain,
+  type NodeSnapshot,
+  type Placement,
+  type PlacementRequest,
+  type Policy,
+  placeActions,
+  SCORES,
+  type SchedulerOptions,
+  type ScoreWeights,
+  TIER_RANK,
+  type Waiting,
+} from './pipeline.js';
+export {
+  type Benchmark,
+  type CapabilityTier,
+  COMPLEXITY_MIN_SCORE,
+  type Complexity,
+  capabilityScore,
+  DEFAULT_WEIGHTS,
+  estimateComplexity,
+  lookupModel,
+  type ModelScore,
+  normaliseModelName,
+  parameterBillions,
+  REASONING_SCORES,
+  REGISTRY,
+  type RegistryEntry,
+  type ScoreSource,
+  scoreFromSize,
+  scoreModel,
+  tierOf,
+  type Weights,
+} from './registry.js';
