@@ -157,6 +157,22 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   });
   mesh.on('peer:disconnect', (peer) => membership.observeDisconnect(peer));
 
+  // Hosted APIs this node is configured to call count as models it serves (always "loaded", no VRAM).
+  const providerModels = config.providers.flatMap((p) =>
+    [...new Set([...(p.defaultModel ? [p.defaultModel] : []), ...(p.models ?? [])])].map((name) => ({
+      name,
+      provider: 'openai' as const,
+      providerName: p.name,
+      endpoint: p.baseUrl,
+      loaded: true,
+      sizeBytes: 0,
+      vramBytes: 0,
+      quant: '',
+      family: '',
+      parameterSize: '',
+      ctx: 0,
+    })),
+  );
   let seq = 0;
   const slots = options.runner ? (config.slots ?? Math.max(1, probe.cpu.cores)) : 0;
   const worker = options.runner
@@ -170,7 +186,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     cpu: probe.cpu,
     mem: probe.mem,
     gpus: probe.gpus,
-    models: probe.models,
+    models: [...probe.models, ...providerModels],
     slots: { total: slots, busy: Math.min(slots, worker?.busy() ?? 0) },
     location: config.location,
     draining: false,

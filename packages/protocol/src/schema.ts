@@ -41,7 +41,10 @@ export type ModelProvider = Static<typeof ModelProvider>;
 
 export const ModelInfo = Type.Object({
   name: Str(256, 1),
+  /** The API the endpoint speaks. */
   provider: ModelProvider,
+  /** The node's configured provider name for hosted APIs (what per-call `provider` overrides name). */
+  providerName: Type.Optional(Str(128)),
   /** Base URL of the serving endpoint on that node. */
   endpoint: Str(512),
   loaded: Type.Boolean(),

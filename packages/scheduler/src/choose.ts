@@ -22,12 +22,12 @@ export function rankMeshModels(adverts: Advert[], weights: Weights = DEFAULT_WEI
   const byKey = new Map<string, RankedModel>();
   for (const advert of adverts) {
     for (const m of advert.models) {
-      const key = `${normaliseModelName(m.name)}|${m.provider}`;
+      const key = `${normaliseModelName(m.name)}|${m.providerName ?? m.provider}`;
       let entry = byKey.get(key);
       if (!entry) {
         entry = {
           ...scoreModel(m.name, { family: m.family, parameterSize: m.parameterSize }, weights),
-          provider: m.provider,
+          provider: m.providerName ?? m.provider,
           loadedOn: [],
           availableOn: [],
         };
