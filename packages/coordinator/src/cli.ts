@@ -104,6 +104,33 @@ async function follow(api: ApiClient, goalId: string | undefined, json: boolean,
   }
 }
 
+interface RankedModelView {
+  name: string;
+  provider: string;
+  score: number;
+  tier: string;
+  source: string;
+  reason: string;
+  loadedOn: string[];
+  availableOn: string[];
+}
+
+function formatModels(models: RankedModelView[]): string {
+  if (models.length === 0) return 'no live node serves a model (configure Ollama or a provider on a node)';
+  return formatTable(
+    ['MODEL', 'PROVIDER', 'SCORE', 'TIER', 'LOADED ON', 'AVAILABLE ON', 'SOURCE'],
+    models.map((m) => [
+      m.name,
+      m.provider,
+      m.score.toFixed(2),
+      m.tier,
+      m.loadedOn.join(',') || '-',
+      m.availableOn.join(',') || '-',
+      `${m.source}: ${m.reason}`.slice(0, 70),
+    ]),
+  );
+}
+
 export function buildProgram(): Command {
   const program = new Command('hermes-coord')
     .description('hermes-mesh coordinator and client: submit goals, watch them run, look at the mesh')
@@ -232,8 +259,8 @@ export function buildProgram(): Command {
     .description("list the mesh's models ranked by capability, with tier, where each is loaded and the score's source")
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      const models = await client(program).get<unknown>('/v1/models');
-      print(Boolean(opts.json), models, () => JSON.stringify(models, null, 2));
+      const models = await client(program).get<RankedModelView[]>('/v1/models');
+      print(Boolean(opts.json), models, () => formatModels(models));
     });
   return program;
 }

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FastifyInstance } from 'fastify';
 import { withOverrides } from './plan.js';
-import { type Coordinator, specOf } from './service.js';
+import { type Coordinator, SubmitError, specOf } from './service.js';
 import { GoalRequest, Policy } from './spec.js';
 
 const checkGoal = TypeCompiler.Compile(GoalRequest);
@@ -93,7 +93,9 @@ export function registerRoutes(deps: RoutesDeps): void {
       const { goalId } = await coordinator.submit(req.body);
       return reply.code(201).send({ goalId });
     } catch (err) {
-      return reply.code(400).send({ error: (err as Error).message });
+      if (!(err instanceof SubmitError)) throw err;
+      const status = err.code === 'not-found' ? 404 : err.code === 'refused' ? 403 : 400;
+      return reply.code(status).send({ error: err.message });
     }
   });
 

@@ -266,4 +266,36 @@ describe('coordinator loop', () => {
     expect(c.coordinator.waitingReason(`${goalId}.gpu`)).toBe('0 of 1 node fit: 1 lack model qwen3:32b');
     expect(c.ledgers.get('coord')!.action(`${goalId}.gpu`)?.state).toBe('PENDING');
   });
+
+  it('refuses delegation past max_depth, and under a parent that forbids subagents', async () => {
+    const c = await cluster(['w1']);
+    await expect(c.coordinator.submit({ ...plan([{ id: 'x' }]), delegation: { depth: 3 } })).rejects.toThrow(
+      /depth 3 exceeds max_depth 2/,
+    );
+    const root = await c.coordinator.submit({
+      ...plan([{ id: 'x', script: { ms: 5_000 } }]),
+      delegation: { allowSubagents: true },
+    });
+    const child = await c.coordinator.submit({
+      ...plan([{ id: 'y', script: { ms: 5_000 } }]),
+      delegation: { parentGoalId: root.goalId },
+    });
+    const ledger = c.ledgers.get('coord')!;
+    const childSpec = ledger.action(`${child.goalId}.y`)?.spec as { delegation: { depth: number } };
+    expect(childSpec.delegation.depth).toBe(1);
+    const grandchild = await c.coordinator.submit({
+      ...plan([{ id: 'z' }]),
+      delegation: { parentGoalId: child.goalId },
+    });
+    expect((ledger.action(`${grandchild.goalId}.z`)?.spec as { delegation: { depth: number } }).delegation.depth).toBe(
+      2,
+    );
+    await expect(
+      c.coordinator.submit({ ...plan([{ id: 'w' }]), delegation: { parentGoalId: grandchild.goalId } }),
+    ).rejects.toThrow(/depth 3 exceeds max_depth 2/);
+    const closed = await c.coordinator.submit({ ...plan([{ id: 'q' }]), delegation: { allowSubagents: false } });
+    await expect(
+      c.coordinator.submit({ ...plan([{ id: 'r' }]), delegation: { parentGoalId: closed.goalId } }),
+    ).rejects.toThrow(/does not allow subagents/);
+  });
 });

@@ -4,7 +4,14 @@ import type { Membership, MeshNode } from '@hermes-mesh/mesh';
 import type { Advert, Assignment, LedgerEvent } from '@hermes-mesh/protocol';
 import { PROTOCOLS } from '@hermes-mesh/protocol';
 import type { Logger } from 'pino';
-import { type ActionSpec, type GoalRequest, ledgerActionId, type Requirements } from './spec.js';
+import {
+  type ActionSpec,
+  DEFAULT_MAX_DEPTH,
+  type Delegation,
+  type GoalRequest,
+  ledgerActionId,
+  type Requirements,
+} from './spec.js';
 
 /** A live node as placement sees it: its advert and how many actions this coordinator has running there. */
 export interface NodeView {
@@ -54,6 +61,17 @@ export interface Coordinator {
 
 const ACTIVE_ON_NODE = new Set(['ASSIGNED', 'IN_PROGRESS']);
 const DONE = new Set(['COMPLETED', 'TERMINATED', 'CANCELLED', 'RECIPE_REQUESTED', 'RECIPE_RECEIVED']);
+
+/** A goal the coordinator will not take, with why: the API turns `code` into its status. */
+export class SubmitError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'refused' | 'not-found' | 'invalid',
+  ) {
+    super(message);
+    this.name = 'SubmitError';
+  }
+}
 
 export function newGoalId(): string {
   return `g${randomBytes(8).toString('hex')}`;
@@ -133,6 +151,32 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       schedule();
     }, ms);
     retryTimers.add(t);
+  }
+
+  /** Depth limits: an agent's goal is one level below its parent's; past max_depth, or under a parent that
+   * forbids subagents, it is refused before anything is written. */
+  function delegationOf(request: GoalRequest): Delegation {
+    const d = request.delegation ?? {};
+    let depth = d.depth ?? 0;
+    let maxDepth = d.maxDepth ?? DEFAULT_MAX_DEPTH;
+    if (d.parentGoalId) {
+      const parent = ledger.actions({ goalId: d.parentGoalId })[0];
+      const parentDelegation = parent ? specOf(parent)?.delegation : undefined;
+      if (!ledger.goal(d.parentGoalId)) throw new SubmitError(`parent goal ${d.parentGoalId} not found`, 'not-found');
+      if (parentDelegation) {
+        if (!parentDelegation.allowSubagents) {
+          throw new SubmitError(`goal ${d.parentGoalId} does not allow subagents (allow_subagents=false)`, 'refused');
+        }
+        depth = Math.max(depth, parentDelegation.depth + 1);
+        maxDepth = Math.min(maxDepth, parentDelegation.maxDepth);
+      } else depth = Math.max(depth, 1);
+    }
+    if (depth > maxDepth) {
+      throw new SubmitError(`delegation depth ${depth} exceeds max_depth ${maxDepth}: do the work yourself`, 'refused');
+    }
+    const out: Delegation = { depth, maxDepth, allowSubagents: d.allowSubagents ?? true };
+    if (d.parentGoalId) out.parentGoalId = d.parentGoalId;
+    return out;
   }
 
   // ---- resume from the ledger ----
@@ -295,6 +339,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     const chosen = model ?? spec.requires.model;
     if (chosen) a.model = chosen;
     if (spec.requires.provider) a.provider = spec.requires.provider;
+    if (spec.delegation) a.delegation = spec.delegation;
     return a;
   }
 
@@ -467,9 +512,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     async submit(request) {
       const goalId = newGoalId();
       const policy = request.policy ?? 'local_preferred';
+      const delegation = delegationOf(request);
       const ids = new Set(request.actions.map((a) => a.id));
       for (const a of request.actions) {
-        for (const dep of a.dependsOn) if (!ids.has(dep)) throw new Error(`action ${a.id}: unknown dependency ${dep}`);
+        for (const dep of a.dependsOn) {
+          if (!ids.has(dep)) throw new SubmitError(`action ${a.id}: unknown dependency ${dep}`, 'invalid');
+        }
       }
       const inputs = [
         { type: 'goal.submitted' as const, goalId, data: { text: request.goal, coordinator: self } },
@@ -487,6 +535,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
             retries: a.retries ?? maxAttempts - 1,
             requires: a.requires ?? {},
             policy,
+            delegation,
           };
           return {
             type: 'action.created' as const,

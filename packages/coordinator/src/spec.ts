@@ -25,6 +25,21 @@ export const Requirements = Type.Object(
 );
 export type Requirements = Static<typeof Requirements>;
 
+/** A goal submitted by an agent carries where it sits in the delegation chain. */
+export const Delegation = Type.Object(
+  {
+    /** 0 for a person's goal; a delegated goal is its parent's depth + 1. */
+    depth: Type.Integer({ minimum: 0, maximum: 64 }),
+    maxDepth: Type.Integer({ minimum: 0, maximum: 64 }),
+    allowSubagents: Type.Boolean(),
+    parentGoalId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+export type Delegation = Static<typeof Delegation>;
+
+export const DEFAULT_MAX_DEPTH = 2;
+
 /** What the coordinator stores with each action (ledger action.created `spec`): enough to place it again after a restart. */
 export const ActionSpec = Type.Object({
   /** The id the plan gave it, unique within the goal. */
@@ -35,6 +50,7 @@ export const ActionSpec = Type.Object({
   retries: Type.Integer({ minimum: 0, maximum: 10 }),
   requires: Requirements,
   policy: Policy,
+  delegation: Type.Optional(Delegation),
 });
 export type ActionSpec = Static<typeof ActionSpec>;
 
@@ -43,6 +59,18 @@ export const GoalRequest = Type.Object(
   {
     goal: Type.String({ minLength: 1, maxLength: 65_536 }),
     policy: Type.Optional(Policy),
+    /** Set when an agent delegates this goal: its depth, the limit, and whether the goal may delegate further. */
+    delegation: Type.Optional(
+      Type.Object(
+        {
+          parentGoalId: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+          depth: Type.Optional(Type.Integer({ minimum: 0, maximum: 64 })),
+          maxDepth: Type.Optional(Type.Integer({ minimum: 0, maximum: 64 })),
+          allowSubagents: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     flows: Type.Array(
       Type.Object({
         id: Type.String({ minLength: 1, maxLength: 64 }),

@@ -20,6 +20,18 @@ export const Assignment = Type.Object({
   timeoutMs: Int(1, 7 * 24 * 3600 * 1000),
   model: Type.Optional(Str(256)),
   provider: Type.Optional(Str(128)),
+  /**
+   * Who the work is for: an agent that delegated it (depth > 0) or a person (depth 0). An llm runner tells the
+   * model so, and whether it may delegate further.
+   */
+  delegation: Type.Optional(
+    Type.Object({
+      depth: Int(0, 64),
+      maxDepth: Int(0, 64),
+      allowSubagents: Type.Boolean(),
+      parentGoalId: Type.Optional(Str(128)),
+    }),
+  ),
 });
 export type Assignment = Static<typeof Assignment>;
 
