@@ -54,6 +54,9 @@ export function coordinatorPlugin(init: CoordinatorPluginInit): DaemonPlugin {
             .filter((m) => m.state === 'alive')
             .map((m) => m.advert),
         ),
+      ...(init.planner
+        ? { decompose: plannerFor(init.planner, ctx.config.dataDir, Object.keys(ctx.config.exec)) }
+        : {}),
     });
     ctx.onStop(() => coordinator.stop());
   };

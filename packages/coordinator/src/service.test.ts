@@ -287,9 +287,8 @@ describe('coordinator loop', () => {
       ...plan([{ id: 'z' }]),
       delegation: { parentGoalId: child.goalId },
     });
-    expect((ledger.action(`${grandchild.goalId}.z`)?.spec as { delegation: { depth: number } }).delegation.depth).toBe(
-      2,
-    );
+    const grandchildSpec = ledger.action(`${grandchild.goalId}.z`)?.spec as { delegation: { depth: number } };
+    expect(grandchildSpec.delegation.depth).toBe(2);
     await expect(
       c.coordinator.submit({ ...plan([{ id: 'w' }]), delegation: { parentGoalId: grandchild.goalId } }),
     ).rejects.toThrow(/depth 3 exceeds max_depth 2/);
