@@ -1,5 +1,6 @@
 import '@hermes-mesh/mesh/polyfill';
 import { hostname } from 'node:os';
+import { createExecutor } from '@hermes-mesh/executor';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Logger, pino } from 'pino';
 import {
@@ -93,6 +94,19 @@ export interface MainOptions {
   startOptions?: (config: DaemonConfig, logger: Logger) => Promise<StartOptions> | StartOptions;
 }
 
+/** A plain hermesd runs actions: the executor, configured from the node's config. */
+export function workerOptions(config: DaemonConfig, logger: Logger): StartOptions {
+  const executor = createExecutor({
+    dataDir: config.dataDir,
+    providers: config.providers,
+    delegation: config.delegation,
+    allowlist: config.exec,
+    inputRoots: config.inputRoots,
+    logger: logger.child({ component: 'executor' }),
+  });
+  return { runner: executor, onStop: () => executor.close() };
+}
+
 export async function main(argv = process.argv, options: MainOptions = {}): Promise<void> {
   const program = buildProgram(options.name, options.description);
   program.parse(argv);
@@ -117,7 +131,7 @@ export async function main(argv = process.argv, options: MainOptions = {}): Prom
   const logger = pino({ level: config.logLevel, base: { node: config.name } });
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
-    daemon = await startDaemon(config, logger, (await options.startOptions?.(config, logger)) ?? {});
+    daemon = await startDaemon(config, logger, await (options.startOptions ?? workerOptions)(config, logger));
   } catch (err) {
     logger.fatal({ err: String(err) }, 'hermesd could not start');
     process.exitCode = err instanceof ConfigError ? EXIT.badInput : EXIT.failure;

@@ -86,6 +86,8 @@ export interface StartOptions {
   /** Runs assigned actions; without one the node takes no work (0 slots), e.g. a pure coordinator. */
   runner?: ActionRunner;
   plugins?: DaemonPlugin[];
+  /** Called last when the daemon stops (e.g. to close the executor's thread pool). */
+  onStop?: () => Promise<void> | void;
 }
 
 export async function startDaemon(config: DaemonConfig, logger: Logger, options: StartOptions = {}): Promise<Daemon> {
@@ -312,6 +314,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
         replicator.stop();
         await mesh.stop();
         await ledger.close();
+        await options.onStop?.();
         await prober.close();
         await rm(join(config.dataDir, STATE_FILE), { force: true });
         logger.info({ reason }, 'hermesd stopped');

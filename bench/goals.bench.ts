@@ -1,0 +1,115 @@
+// End to end through real processes: a coordinator (hermes-coord serve) and hermesd workers on loopback.
+// - latency of one noop builtin action: submit -> COMPLETED, one at a time, with one worker;
+// - throughput of 20k independent noop actions spread over three workers.
+import { join } from 'node:path';
+import { type DaemonProcess, peersOf, startDaemonProcess, stopDaemon, tempDir } from '../test/support/daemons.js';
+import { waitFor } from '../test/support/wait.js';
+import { percentile, report } from './report.js';
+
+const THROUGHPUT_ACTIONS = Number(process.env.HERMES_BENCH_ACTIONS ?? 20_000);
+const LATENCY_ROUNDS = Number(process.env.HERMES_BENCH_ROUNDS ?? 200);
+
+async function post<T>(d: DaemonProcess, path: string, body: unknown): Promise<T> {
+  const res = await fetch(`${d.api}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+function noopGoal(n: number) {
+  return {
+    goal: `${n} noops`,
+    flows: [{ id: 'f', persona: 'Bench' }],
+    actions: Array.from({ length: n }, (_, i) => ({
+      id: `a${i}`,
+      flowId: 'f',
+      kind: 'builtin',
+      params: { name: 'noop' },
+      dependsOn: [],
+    })),
+  };
+}
+
+/** Waits for goal.finished on the SSE stream: no polling between submit and completion. */
+async function untilFinished(coord: DaemonProcess, goalId: string, from: number): Promise<void> {
+  const res = await fetch(`${coord.api}/v1/events?goal=${goalId}&from=${from}`);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('event stream closed');
+    buffer += decoder.decode(value, { stream: true });
+    if (buffer.includes('event: goal.finished')) {
+      await reader.cancel();
+      return;
+    }
+  }
+}
+
+async function mesh(workers: number) {
+  const meshKey = join(tempDir(), 'mesh.key');
+  const coord = await startDaemonProcess({ name: 'coord', meshKey, coordinator: true, args: ['--log-level', 'warn'] });
+  const nodes = [coord];
+  for (let i = 0; i < workers; i++) {
+    nodes.push(
+      await startDaemonProcess({
+        name: `w${i}`,
+        meshKey,
+        bootstrap: [coord.addrs[0]!],
+        args: ['--log-level', 'warn', '--slots', '256'],
+      }),
+    );
+  }
+  await waitFor(
+    async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === workers + 1,
+    'mesh',
+    20_000,
+  );
+  return { coord, stop: () => Promise.all(nodes.map(stopDaemon)) };
+}
+
+{
+  const { coord, stop } = await mesh(1);
+  try {
+    const latencies: number[] = [];
+    for (let i = 0; i < LATENCY_ROUNDS + 20; i++) {
+      const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
+      const t0 = performance.now();
+      const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', noopGoal(1));
+      await untilFinished(coord, goalId, position);
+      if (i >= 20) latencies.push(performance.now() - t0); // first rounds warm the JIT
+    }
+    latencies.sort((a, b) => a - b);
+    report('goals', 'noop_e2e_latency_p50', percentile(latencies, 50), 'ms', {
+      rounds: LATENCY_ROUNDS,
+      workers: 1,
+      goal: 'p50 < 1 ms',
+      includes: 'HTTP submit + ledger + assign + run + events + verify + SSE',
+    });
+    report('goals', 'noop_e2e_latency_p99', percentile(latencies, 99), 'ms', { rounds: LATENCY_ROUNDS, workers: 1 });
+  } finally {
+    await stop();
+  }
+}
+{
+  const { coord, stop } = await mesh(3);
+  try {
+    const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
+    const t0 = performance.now();
+    const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', noopGoal(THROUGHPUT_ACTIONS));
+    await untilFinished(coord, goalId, position);
+    const seconds = (performance.now() - t0) / 1000;
+    report('goals', 'noop_throughput_3_workers', THROUGHPUT_ACTIONS / seconds, 'actions/s', {
+      actions: THROUGHPUT_ACTIONS,
+      seconds,
+      goal: '> 15000/s',
+      anchor: 'BullMQ+Redis ~11000 jobs/s here',
+    });
+  } finally {
+    await stop();
+  }
+}
