@@ -90,8 +90,8 @@ export function registerRoutes(deps: RoutesDeps): void {
       return reply.code(400).send({ error: 'invalid goal', details: errors });
     }
     try {
-      const { goalId } = await coordinator.submit(req.body);
-      return reply.code(201).send({ goalId });
+      const { goalId, mode } = await coordinator.submit(req.body);
+      return reply.code(201).send({ goalId, mode });
     } catch (err) {
       if (!(err instanceof SubmitError)) throw err;
       const status = err.code === 'not-found' ? 404 : err.code === 'refused' ? 403 : 400;

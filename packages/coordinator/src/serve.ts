@@ -41,6 +41,7 @@ export function coordinatorPlugin(init: CoordinatorPluginInit): DaemonPlugin {
       place: init.place,
       logger: ctx.logger.child({ component: 'coordinator' }),
       startupGraceMs: ctx.config.deadAfterMs,
+      recipesDir: ctx.config.dataDir,
     });
     registerRoutes({
       app: ctx.api,

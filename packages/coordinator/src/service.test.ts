@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ActionRunner, createWorker, type RunResult } from '@hermes-mesh/daemon';
+import { createExecutor, createFakeOpenAIServer } from '@hermes-mesh/executor';
 import { createMemoryNetwork, createReplicator, type Ledger, openLedger } from '@hermes-mesh/ledger';
 import { createMembership, type Membership } from '@hermes-mesh/mesh';
 import { type Assignment, sampleAdvert } from '@hermes-mesh/protocol';
@@ -64,7 +65,11 @@ interface Cluster {
   advance(ms: number): void;
 }
 
-async function cluster(workers: string[], runners = new Map<string, ActionRunner>()): Promise<Cluster> {
+async function cluster(
+  workers: string[],
+  runners = new Map<string, ActionRunner>(),
+  recipesDir?: string,
+): Promise<Cluster> {
   const network = createMemoryNetwork();
   const ledgers = new Map<string, Ledger>();
   const meshes = new Map<string, ReturnType<typeof network.node>>();
@@ -104,6 +109,7 @@ async function cluster(workers: string[], runners = new Map<string, ActionRunner
       logger,
       backoffMs: 10,
       startupGraceMs: 0,
+      ...(recipesDir ? { recipesDir } : {}),
     });
   const c: Cluster = {
     ledgers,
@@ -296,5 +302,48 @@ describe('coordinator loop', () => {
     await expect(
       c.coordinator.submit({ ...plan([{ id: 'r' }]), delegation: { parentGoalId: closed.goalId } }),
     ).rejects.toThrow(/does not allow subagents/);
+  });
+
+  it('CREATE saves recipes when a goal completes; the same goal later runs in REUSE mode with no LLM call', async () => {
+    const llm = await createFakeOpenAIServer();
+    cleanup.push(() => llm.close());
+    const workDir = mkdtempSync(join(tmpdir(), 'coord-recipes-worker-'));
+    const recipesDir = mkdtempSync(join(tmpdir(), 'coord-recipes-'));
+    const executor = createExecutor({
+      dataDir: workDir,
+      providers: [{ name: 'local', baseUrl: llm.url, defaultModel: 'qwen2.5:7b' }],
+    });
+    cleanup.push(() => executor.close());
+    const c = await cluster(['w1'], new Map([['w1', executor]]), recipesDir);
+    const request: GoalRequest = {
+      goal: 'greet the team',
+      flows: [{ id: 'f1', persona: 'Writer' }],
+      actions: [
+        { id: 'draft', flowId: 'f1', kind: 'llm', params: { prompt: 'write a greeting' }, dependsOn: [] },
+        {
+          id: 'hash',
+          flowId: 'f1',
+          kind: 'builtin',
+          params: { name: 'sha256', input: { fromActions: ['draft'] } },
+          dependsOn: ['draft'],
+        },
+      ],
+    };
+    llm.script([{ content: 'Hello, team!' }]);
+    const first = await c.coordinator.submit(request);
+    expect(first.mode).toBe('create');
+    await waitFor(() => goalState(c, first.goalId) === 'COMPLETED', 'first run');
+    await waitFor(() => c.ledgers.get('coord')!.goal(first.goalId)?.recipes.length === 1, 'recipe saved');
+    const calls = llm.requests.length;
+    expect(calls).toBe(1);
+    const again = await c.coordinator.submit(request);
+    expect(again.mode).toBe('reuse');
+    await waitFor(() => goalState(c, again.goalId) === 'COMPLETED', 'replayed run');
+    expect(llm.requests.length).toBe(calls);
+    const ledger = c.ledgers.get('coord')!;
+    expect(ledger.action(`${again.goalId}.draft`)?.output?.value).toMatchObject({ text: 'Hello, team!' });
+    expect(ledger.action(`${again.goalId}.hash`)?.output?.value).toEqual(
+      ledger.action(`${first.goalId}.hash`)?.output?.value,
+    );
   });
 });

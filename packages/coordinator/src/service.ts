@@ -1,4 +1,5 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { type ActionRecipe, loadActionRecipe, saveRecipe } from '@hermes-mesh/executor';
 import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership, MeshNode } from '@hermes-mesh/mesh';
 import type { Advert, Assignment, LedgerEvent } from '@hermes-mesh/protocol';
@@ -49,10 +50,12 @@ export interface CoordinatorInit {
   /** After a restart, how long to wait for nodes to reappear before re-placing their actions (default 3 s). */
   startupGraceMs?: number;
   assignTimeoutMs?: number;
+  /** Where recipes are saved (prompts/ under it); without it goals neither create nor reuse recipes. */
+  recipesDir?: string;
 }
 
 export interface Coordinator {
-  submit(request: GoalRequest): Promise<{ goalId: string }>;
+  submit(request: GoalRequest): Promise<{ goalId: string; mode: 'create' | 'reuse' }>;
   cancel(goalId: string, reason: string): Promise<'cancelled' | 'not-found' | 'already-finished'>;
   /** Why an action waits, when placement could not put it anywhere. */
   waitingReason(actionId: string): string | undefined;
@@ -177,6 +180,81 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     const out: Delegation = { depth, maxDepth, allowSubagents: d.allowSubagents ?? true };
     if (d.parentGoalId) out.parentGoalId = d.parentGoalId;
     return out;
+  }
+
+  // ---- recipes: CREATE on completion, REUSE on the same goal later ----
+  const prompts = new Map<string, { promptId: string; request: GoalRequest }>();
+
+  /** The same goal text and plan give the same prompt id, so a repeat finds the recipe of the first run. */
+  function promptIdOf(request: GoalRequest): string {
+    const shape = request.actions.map((a) => [a.id, a.flowId, a.kind, a.params, a.dependsOn]);
+    return createHash('sha256')
+      .update(JSON.stringify([request.goal, shape]))
+      .digest('hex')
+      .slice(0, 16);
+  }
+
+  /** Every llm action's recorded output, when a recipe exists for all of them; otherwise undefined (CREATE). */
+  async function recordedOutputs(
+    promptId: string,
+    request: GoalRequest,
+  ): Promise<Map<string, ActionRecipe> | undefined> {
+    if (!init.recipesDir) return undefined;
+    const llm = request.actions.filter((a) => a.kind === 'llm');
+    if (llm.length === 0) return undefined;
+    const found = new Map<string, ActionRecipe>();
+    for (const a of llm) {
+      const recipe = await loadActionRecipe(init.recipesDir, { promptId, flowId: a.flowId, actionId: a.id });
+      if ('error' in recipe) return undefined;
+      found.set(a.id, recipe);
+    }
+    return found;
+  }
+
+  /** CREATE: a completed goal's flows become recipe files, announced in the ledger. */
+  async function saveRecipes(goalId: string): Promise<void> {
+    const entry = prompts.get(goalId);
+    if (!init.recipesDir || !entry) return;
+    prompts.delete(goalId);
+    const { promptId, request } = entry;
+    const now = Date.now();
+    const actions: ActionRecipe[] = [];
+    for (const a of request.actions) {
+      const done = ledger.action(ledgerActionId(goalId, a.id));
+      const spec = done ? specOf(done) : undefined;
+      if (!done?.output || spec?.kind !== a.kind) continue; // a replayed action adds nothing new
+      actions.push({
+        promptId,
+        flowId: a.flowId,
+        actionId: a.id,
+        kind: a.kind,
+        params: a.params,
+        output: { value: done.output.value, summary: done.output.summary ?? '', bytes: done.output.bytes ?? 0 },
+        savedAt: now,
+      });
+    }
+    if (actions.length === 0) return;
+    const flows = request.flows.map((f) => ({
+      promptId,
+      flowId: f.id,
+      persona: f.persona,
+      actions: request.actions
+        .filter((a) => a.flowId === f.id)
+        .map((a) => ({ actionId: a.id, kind: a.kind, dependsOn: a.dependsOn })),
+      savedAt: now,
+    }));
+    await saveRecipe(init.recipesDir, {
+      prompt: { promptId, goal: request.goal, flows: request.flows.map((f) => f.id), savedAt: now },
+      flows,
+      actions,
+    });
+    await ledger.appendMany(
+      flows.map((f) => ({
+        type: 'recipe.saved' as const,
+        goalId,
+        data: { promptId, flowId: f.flowId, ref: `prompts/${promptId}_${f.flowId}_recipe.json` },
+      })),
+    );
   }
 
   // ---- resume from the ledger ----
@@ -399,6 +477,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     if (!goal || goal.state !== 'ACTIVE') return;
     await ledger.append({ type: 'goal.finished', goalId, data: { outcome, summary: summary.slice(0, 65_000) } });
     remaining.delete(goalId);
+    if (outcome === 'COMPLETED')
+      await saveRecipes(goalId).catch((err) =>
+        logger.warn({ goal: goalId, err: String(err) }, 'could not save recipes'),
+      );
+    else prompts.delete(goalId);
     logger.info({ goal: goalId, outcome }, 'goal finished');
   }
 
@@ -513,6 +596,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const goalId = newGoalId();
       const policy = request.policy ?? 'local_preferred';
       const delegation = delegationOf(request);
+      const promptId = promptIdOf(request);
+      const recorded = await recordedOutputs(promptId, request);
       const ids = new Set(request.actions.map((a) => a.id));
       for (const a of request.actions) {
         for (const dep of a.dependsOn) {
@@ -527,10 +612,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
           data: { flowId: f.id, persona: f.persona, ...(f.description ? { description: f.description } : {}) },
         })),
         ...request.actions.map((a) => {
+          // REUSE: an llm action with a saved recipe is replayed from it, with no model call.
+          const replay = a.kind === 'llm' ? recorded?.get(a.id) : undefined;
           const spec: ActionSpec = {
             planId: a.id,
-            kind: a.kind,
-            params: a.params,
+            kind: replay ? 'recipe' : a.kind,
+            params: replay ? { promptId, flowId: a.flowId, actionId: a.id, recorded: replay.output } : a.params,
             timeoutMs: a.timeoutMs ?? 10 * 60_000,
             retries: a.retries ?? maxAttempts - 1,
             requires: a.requires ?? {},
@@ -555,7 +642,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const results = await ledger.appendMany(inputs);
       const failed = results.find((r) => !r.ok || r.rejected);
       if (failed) throw new Error(`goal not recorded: ${failed.ok ? failed.rejected : failed.error}`);
-      return { goalId };
+      if (init.recipesDir) prompts.set(goalId, { promptId, request });
+      return { goalId, mode: recorded ? 'reuse' : 'create' };
     },
     async cancel(goalId, reason) {
       const goal = ledger.goal(goalId);
