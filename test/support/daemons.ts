@@ -30,6 +30,8 @@ export interface DaemonOptions {
   env?: NodeJS.ProcessEnv;
   /** Start `hermes-coord serve` (a coordinator node) instead of hermesd. */
   coordinator?: boolean;
+  /** Extra flags for node itself (e.g. --cpu-prof in a profiling run). */
+  nodeArgs?: string[];
 }
 
 export function tempDir(prefix = 'hermes-test-'): string {
@@ -55,7 +57,7 @@ export async function startDaemonProcess(opts: DaemonOptions): Promise<DaemonPro
     ...(opts.args ?? []),
   ];
   // Same V8 flag as the bin's shebang, so tests measure what users run.
-  const proc = spawn(process.execPath, ['--max-semi-space-size=1', ...args], {
+  const proc = spawn(process.execPath, ['--max-semi-space-size=1', ...(opts.nodeArgs ?? []), ...args], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -101,6 +101,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   const remaining = new Map<string, Set<string>>();
   const inFlight = new Map<string, Set<string>>();
   const waiting = new Map<string, string>();
+  /** Ready actions held back because every slot was taken: placed as soon as a slot frees, not on a timer. */
+  const slotWaiters = new Set<string>();
   const retryTimers = new Set<NodeJS.Timeout>();
   let scheduled = false;
   let passRunning = false;
@@ -134,7 +136,18 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   }
 
   function clearInFlight(actionId: string) {
-    for (const set of inFlight.values()) set.delete(actionId);
+    for (const set of inFlight.values()) {
+      if (set.delete(actionId)) releaseSlot();
+    }
+  }
+
+  /** A slot freed somewhere: the actions that waited for one get their turn, oldest first. */
+  function releaseSlot() {
+    const next = slotWaiters.values().next();
+    if (next.done) return;
+    slotWaiters.delete(next.value);
+    candidates.add(next.value);
+    schedule();
   }
 
   function schedule(): void {
@@ -308,6 +321,20 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         .members()
         .filter((m) => m.state === 'alive' && m.advert.slots.total > 0)
         .map((m) => ({ advert: m.advert, inFlight: inFlight.get(m.nodeId)?.size ?? 0 }));
+      // Only as many as there are free slots go to placement; the rest wait for a slot to free, cheaply.
+      const free = nodes.reduce(
+        (s, n) => s + Math.max(0, n.advert.slots.total - Math.max(n.advert.slots.busy, n.inFlight)),
+        0,
+      );
+      const held = ready.splice(free);
+      for (const a of held) {
+        slotWaiters.add(a.id);
+        waiting.set(
+          a.id,
+          `all ${nodes.reduce((s, n) => s + n.advert.slots.total, 0)} slots on ${nodes.length} nodes are busy`,
+        );
+      }
+      if (ready.length === 0) return;
       const byId = new Map(ready.map((a) => [a.id, a]));
       const { placements, waiting: unplaced } = init.place(
         nodes,
@@ -580,6 +607,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
 
   // Nodes die without writing anything: watch membership for actions stranded on them.
   const deadWatch = setInterval(() => {
+    // Free slots also show up in adverts (another coordinator's work ended): give waiters a look regularly.
+    if (slotWaiters.size > 0) {
+      for (const id of slotWaiters) candidates.add(id);
+      slotWaiters.clear();
+      schedule();
+    }
     for (const [node, actions] of inFlight) {
       if (actions.size === 0 || !nodeGone(node)) continue;
       logger.warn({ node, actions: actions.size }, 're-placing actions of a node that is gone');

@@ -40,6 +40,8 @@ export function createApi(deps: ApiDeps): FastifyInstance {
   // Request lines are noise for a local API; its warnings and errors still get through.
   const app = Fastify({
     loggerInstance: deps.logger.child({ component: 'api' }, { level: 'warn' }) as FastifyBaseLogger,
+    // A goal of 100k actions is a few MB of JSON; the goal schema bounds it further.
+    bodyLimit: 64 * 1024 * 1024,
   });
   if (deps.token) {
     const token = deps.token;

@@ -123,19 +123,21 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     running.set(a.actionId, entry);
     entry.done = (async () => {
       try {
-        await write(a, { state: 'IN_PROGRESS' });
+        // Not awaited: the run starts at once, and a fast result joins IN_PROGRESS in the same ledger batch.
+        const started = write(a, { state: 'IN_PROGRESS' });
         const result = await init.runner.run(a, {
           signal: abort.signal,
           onProgress: (p) => logger.debug({ action: a.actionId, ...p }, 'action progress'),
         });
+        await started;
         if (abort.signal.aborted) {
           // The epoch moved on or the goal was cancelled: whoever owns the action now decides what happens.
           logger.info({ action: a.actionId, epoch: a.epoch, reason: String(abort.signal.reason) }, 'action aborted');
           return;
         }
         if (result.ok) {
-          await recordOutput(a, result.output);
-          await write(a, { state: 'STATUS_VERIFICATION_REQUESTED' });
+          // Output and the claim of success in one batch: one ledger write, one gossip message.
+          await Promise.all([recordOutput(a, result.output), write(a, { state: 'STATUS_VERIFICATION_REQUESTED' })]);
         } else {
           await write(a, { state: 'ERROR', error: result.error, reason: result.retryable ? 'retryable' : 'permanent' });
         }
@@ -152,9 +154,16 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     if (request.kind !== 'assign') return undefined;
     const { assignments, events } = request.body;
     if (events && events.length > 0) {
-      const report = await ledger.ingest(events);
-      if (report.invalid.length > 0)
-        logger.warn({ peer, invalid: report.invalid.slice(0, 3) }, 'assignment carried invalid events');
+      // Ingest folds (and advances the Lamport clock) at once and only then waits for the disk: the decision
+      // below already sees the assignment, and this node's next events queue behind it in the same log.
+      void ledger.ingest(events).then(
+        (report) => {
+          if (report.invalid.length > 0) {
+            logger.warn({ peer, invalid: report.invalid.slice(0, 3) }, 'assignment carried invalid events');
+          }
+        },
+        (err) => logger.error({ peer, err: String(err) }, 'could not store an assignment'),
+      );
     }
     const acks = assignments.map(decide);
     return { kind: 'ack', body: { acks } };
