@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DaemonProcess, peersOf, startDaemonProcess, stopDaemon, tempDir } from './support/daemons.js';
 import { waitFor } from './support/wait.js';
@@ -75,7 +76,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
           name: `w${i}`,
           meshKey,
           bootstrap: [coord.addrs[0]!],
-          args: ['--config', config, '--slots', '2'],
+          args: ['--config', config, '--slots', '2', '--input-root', resolve(import.meta.dirname, '../examples')],
         }),
       );
     }
@@ -142,6 +143,32 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
         }, `${node.name} to hold the full history of ${a.planId}`);
       }
     }
+  });
+
+  it('hermes-coord submit --plan follows progress and ends with the result; --async, status and search work', async () => {
+    const cli = (args: string[]) =>
+      promisify(execFile)(
+        process.execPath,
+        [resolve(import.meta.dirname, '../packages/coordinator/bin/hermes-coord.js'), '--api', coord.api, ...args],
+        {
+          encoding: 'utf8',
+          timeout: 60_000,
+        },
+      );
+    const plan = resolve(import.meta.dirname, '../examples/plans/fan-out.json');
+    const sync = await cli(['submit', '--plan', plan]);
+    expect(sync.stdout).toMatch(/left-1\s+ASSIGNED on w\d/);
+    expect(sync.stdout).toMatch(/checksum-gettysburg\s+COMPLETED/);
+    expect(sync.stdout).toMatch(/goal g[0-9a-f]+ COMPLETED/);
+    expect(sync.stdout).toMatch(/checksum-gettysburg.*sha256 [0-9a-f]{64}/);
+    const { stdout } = await cli(['submit', '--plan', plan, '--async', '--json']);
+    const { goalId } = JSON.parse(stdout) as { goalId: string };
+    await finished(coord, goalId);
+    const status = JSON.parse((await cli(['status', goalId.slice(0, 8), '--json'])).stdout) as GoalView;
+    expect(status).toMatchObject({ id: goalId, state: 'COMPLETED' });
+    const hits = JSON.parse((await cli(['search', goalId.slice(0, 8), '--json'])).stdout) as Array<{ id: string }>;
+    expect(hits.map((h) => h.id)).toContain(goalId);
+    await expect(cli(['status', 'gdoesnotexist'])).rejects.toMatchObject({ code: 3 });
   });
 
   it('kill -9 of the node running a long action: it is re-placed and completes exactly once', async () => {

@@ -41,5 +41,7 @@ export async function* readSse(body: ReadableStream<Uint8Array>, signal?: AbortS
     }
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    // A consumer that stops early must not leave the connection (and the process) open.
+    await reader.cancel().catch(() => {});
   }
 }
