@@ -9,16 +9,6 @@ import { percentile, report } from './report.js';
 const THROUGHPUT_ACTIONS = Number(process.env.HERMES_BENCH_ACTIONS ?? 20_000);
 const LATENCY_ROUNDS = Number(process.env.HERMES_BENCH_ROUNDS ?? 200);
 
-async function post<T>(d: DaemonProcess, path: string, body: unknown): Promise<T> {
-  const res = await fetch(`${d.api}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
 function noopGoal(n: number) {
   return {
     goal: `${n} noops`,
@@ -79,7 +69,7 @@ async function mesh(workers: number) {
     for (let i = 0; i < LATENCY_ROUNDS + 20; i++) {
       const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
       const t0 = performance.now();
-      const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', noopGoal(1));
+      const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', noopGoal(1));
       await untilFinished(coord, goalId, position);
       if (i >= 20) latencies.push(performance.now() - t0); // first rounds warm the JIT
     }
@@ -100,7 +90,7 @@ async function mesh(workers: number) {
   try {
     const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
     const t0 = performance.now();
-    const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', noopGoal(THROUGHPUT_ACTIONS));
+    const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', noopGoal(THROUGHPUT_ACTIONS));
     await untilFinished(coord, goalId, position);
     const seconds = (performance.now() - t0) / 1000;
     report('goals', 'noop_throughput_3_workers', THROUGHPUT_ACTIONS / seconds, 'actions/s', {

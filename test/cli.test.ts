@@ -89,7 +89,7 @@ describe('command-line tools', () => {
       expect((await fetch(`${d.api}/v1/node`)).status).toBe(401);
       const ok = await fetch(`${d.api}/v1/node`, { headers: { authorization: 'Bearer sekrit' } });
       expect(ok.status).toBe(200);
-      expect((await ok.json()).name).toBe('tok');
+      expect(((await ok.json()) as { name: string }).name).toBe('tok');
       expect(run(bin('hermes-coord'), ['--api', d.api, 'nodes'], { HERMES_API_TOKEN: 'sekrit' }).code).toBe(0);
     } finally {
       await stopDaemon(d);

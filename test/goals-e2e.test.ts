@@ -35,16 +35,6 @@ async function launch(opts: Parameters<typeof startDaemonProcess>[0]) {
   return d;
 }
 
-async function post<T>(d: DaemonProcess, path: string, body: unknown): Promise<T> {
-  const res = await fetch(`${d.api}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
 const goalOf = (coord: DaemonProcess, id: string) => coord.get<GoalView>(`/v1/goals/${id}`);
 
 async function finished(coord: DaemonProcess, id: string, timeoutMs = 20_000) {
@@ -87,7 +77,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
   });
 
   it('runs a plan of two parallel flows in dependency order; every node holds every action history', async () => {
-    const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', {
+    const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', {
       goal: 'hash, count and combine two texts',
       flows: [
         { id: 'hashing', persona: 'Integrity Checker' },
@@ -172,7 +162,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
   });
 
   it('kill -9 of the node running a long action: it is re-placed and completes exactly once', async () => {
-    const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', {
+    const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', {
       goal: 'a long nap',
       flows: [{ id: 'f', persona: 'Sleeper' }],
       actions: [{ id: 'nap', flowId: 'f', kind: 'builtin', params: { name: 'sleep', ms: 3_000 }, dependsOn: [] }],
@@ -195,7 +185,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
   });
 
   it('cancel stops the running exec action: its process on the node is gone', async () => {
-    const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', {
+    const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', {
       goal: 'sleep for a minute',
       flows: [{ id: 'f', persona: 'Sleeper' }],
       actions: [{ id: 'sleep', flowId: 'f', kind: 'exec', params: { command: 'sleep', args: ['60'] }, dependsOn: [] }],
@@ -216,7 +206,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
       }
     };
     await waitFor(() => sleepers().length > 0, 'the sleep process to exist');
-    await post(coord, `/v1/goals/${goalId}/cancel`, {});
+    await coord.post(`/v1/goals/${goalId}/cancel`, {});
     await waitFor(() => sleepers().length === 0, 'the sleep process to be gone', 5_000);
     expect((await goalOf(coord, goalId)).state).toBe('CANCELLED');
     expect(host.proc.exitCode).toBeNull();
@@ -230,7 +220,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
       params: { name: 'sleep', ms: 700 },
       dependsOn: i === 0 ? [] : [all[i - 1]!],
     }));
-    const { goalId } = await post<{ goalId: string }>(coord, '/v1/goals', {
+    const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', {
       goal: 'three naps in a row',
       flows: [{ id: 'f', persona: 'Sleeper' }],
       actions: chain,

@@ -17,6 +17,7 @@ export interface DaemonProcess {
   /** Everything the process wrote, for failure messages. */
   output(): string;
   get<T>(path: string): Promise<T>;
+  post<T>(path: string, body: unknown): Promise<T>;
   metrics(): Promise<string>;
   exited: Promise<number | null>;
 }
@@ -86,10 +87,20 @@ export async function startDaemonProcess(opts: DaemonOptions): Promise<DaemonPro
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
     return (await res.json()) as T;
   };
+  const post = async <T>(path: string, body: unknown) => {
+    const res = await fetch(`${state.api}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
   return {
     name: opts.name,
     dataDir,
     proc,
+    post,
     peerId: state.peerId,
     api: state.api,
     addrs: state.addrs,

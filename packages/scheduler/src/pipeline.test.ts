@@ -145,23 +145,24 @@ const arbNode = fc
     ),
   );
 const arbNodes = fc.uniqueArray(arbNode, { selector: (n) => n.advert.nodeId, minLength: 1, maxLength: 12 });
-const arbRequests = fc.array(
-  fc.record({ llm: fc.boolean(), cloud: fc.boolean() }).map((r, i) =>
-    request(`r${i}`, {
-      kind: r.llm ? 'llm' : 'builtin',
-      policy: r.cloud ? 'cloud_preferred' : 'local_preferred',
-      requires: r.llm ? { model: 'm:7b' } : {},
-    }),
-  ),
-  { maxLength: 30 },
-);
+const arbRequests = fc
+  .array(
+    fc.record({ llm: fc.boolean(), cloud: fc.boolean() }).map((r) =>
+      request('r', {
+        kind: r.llm ? 'llm' : 'builtin',
+        policy: r.cloud ? 'cloud_preferred' : 'local_preferred',
+        requires: r.llm ? { model: 'm:7b' } : {},
+      }),
+    ),
+    { maxLength: 30 },
+  )
+  .map((requests) => requests.map((r, i) => ({ ...r, actionId: `r${i}` })));
 
 describe('placement properties', () => {
   it('never exceeds a node’s free slots or free VRAM, counting reservations across the batch', () => {
     fc.assert(
       fc.property(arbNodes, arbRequests, (nodes, requests) => {
-        const reqs = requests.map((r, i) => ({ ...r, actionId: `r${i}` }));
-        const { placements } = placeActions(nodes, reqs, { vramOverhead: 1 });
+        const { placements } = placeActions(nodes, requests, { vramOverhead: 1 });
         for (const n of nodes) {
           const mine = placements.filter((p) => p.nodeId === n.advert.nodeId);
           const free = n.advert.slots.total - Math.max(n.advert.slots.busy, n.inFlight ?? 0);
