@@ -19,6 +19,8 @@ export interface NodeView {
   advert: Advert;
   /** Actions this coordinator has assigned there and not yet seen finish. */
   inFlight: number;
+  /** Models those in-flight llm actions use (their VRAM is reserved until the node shows them loaded). */
+  inFlightModels: string[];
 }
 
 export interface PlacementRequest {
@@ -133,6 +135,16 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       inFlight.set(node, set);
     }
     set.add(actionId);
+  }
+
+  function modelsInFlight(node: string): string[] {
+    const out: string[] = [];
+    for (const id of inFlight.get(node) ?? []) {
+      const a = ledger.action(id);
+      const spec = a ? specOf(a) : undefined;
+      if (spec?.kind === 'llm' && spec.requires.model) out.push(spec.requires.model);
+    }
+    return out;
   }
 
   function clearInFlight(actionId: string) {
@@ -320,7 +332,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const nodes: NodeView[] = membership
         .members()
         .filter((m) => m.state === 'alive' && m.advert.slots.total > 0)
-        .map((m) => ({ advert: m.advert, inFlight: inFlight.get(m.nodeId)?.size ?? 0 }));
+        .map((m) => ({
+          advert: m.advert,
+          inFlight: inFlight.get(m.nodeId)?.size ?? 0,
+          inFlightModels: modelsInFlight(m.nodeId),
+        }));
       // Only as many as there are free slots go to placement; the rest wait for a slot to free, cheaply.
       const free = nodes.reduce(
         (s, n) => s + Math.max(0, n.advert.slots.total - Math.max(n.advert.slots.busy, n.inFlight)),

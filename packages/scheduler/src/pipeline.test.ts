@@ -205,4 +205,20 @@ describe('placement properties', () => {
       { numRuns: 200 },
     );
   });
+
+  it('reserves the VRAM of in-flight models across batches until the advert shows them loaded', () => {
+    const req = request('x', { kind: 'llm', requires: { model: 'm:7b' } });
+    const base = { models: [model('m:7b', 10e9)], gpus: [gpu(15e9)] };
+    const busy = node('a', base, { inFlight: 1, inFlightModels: ['m:7b'] });
+    expect(placeActions([busy], [req], { vramOverhead: 1 }).waiting[0]!.explanation).toBe(
+      '0 of 1 node fit: 1 have 5.0 GB VRAM free, need 10 GB',
+    );
+    // The advert now shows the model loaded (its VRAM already counted as used): no second reservation.
+    const loaded = node(
+      'a',
+      { models: [model('m:7b', 10e9, true)], gpus: [gpu(5e9)] },
+      { inFlight: 1, inFlightModels: ['m:7b'] },
+    );
+    expect(placeActions([loaded], [req], { vramOverhead: 1 }).placements).toHaveLength(1);
+  });
 });

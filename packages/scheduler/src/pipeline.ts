@@ -9,6 +9,8 @@ export interface NodeSnapshot {
   suspect?: boolean;
   /** Slots this scheduler's owner already holds there (assigned, not yet visible as busy in the advert). */
   inFlight?: number;
+  /** Models of the llm actions in flight there: their VRAM stays reserved until the advert shows them loaded. */
+  inFlightModels?: string[];
 }
 
 export interface PlacementRequest {
@@ -181,15 +183,33 @@ export const SCORES: ReadonlyArray<[name: keyof ScoreWeights, score: (n: NodeSta
   ['spread', (n) => 1 / (1 + n.placedInBatch)],
 ];
 
-function initialState(s: NodeSnapshot): NodeState {
+/**
+ * A node's capacity for this batch. The reconciliation rule, so a reservation is never counted twice:
+ * busy slots are max(advert's busy, our in-flight), since the advert lags behind our assignments but may also
+ * count other coordinators' work; an in-flight model's VRAM is reserved only while the advert still shows it
+ * not loaded (once loaded, the advert's free VRAM already reflects it).
+ */
+function initialState(s: NodeSnapshot, vramOverhead: number): NodeState {
   const a = s.advert;
   const reserved = Math.max(a.slots.busy, s.inFlight ?? 0);
-  return {
+  const state: NodeState = {
     snapshot: s,
     freeSlots: Math.max(0, a.slots.total - reserved),
     freeVram: a.gpus.map((g) => g.vramFree),
     placedInBatch: 0,
   };
+  for (const name of s.inFlightModels ?? []) {
+    const model = findModel(a, name);
+    if (model) takeVram(state, vramNeed(model, vramOverhead));
+  }
+  return state;
+}
+
+function takeVram(node: NodeState, bytes: number): void {
+  if (bytes === 0 || node.freeVram.length === 0) return;
+  let best = 0;
+  for (let i = 1; i < node.freeVram.length; i++) if (node.freeVram[i]! > node.freeVram[best]!) best = i;
+  node.freeVram[best] = Math.max(0, node.freeVram[best]! - bytes);
 }
 
 function feasibility(node: NodeState, need: Need): string | undefined {
@@ -212,11 +232,7 @@ function reserve(node: NodeState, need: Need): void {
   node.placedInBatch++;
   if (!need.model) return;
   const model = findModel(node.snapshot.advert, need.model, need.request.requires.provider);
-  const required = model ? vramNeed(model, need.vramOverhead) : 0;
-  if (required === 0) return;
-  let best = 0;
-  for (let i = 1; i < node.freeVram.length; i++) if (node.freeVram[i]! > node.freeVram[best]!) best = i;
-  if (node.freeVram.length > 0) node.freeVram[best] = Math.max(0, node.freeVram[best]! - required);
+  takeVram(node, model ? vramNeed(model, need.vramOverhead) : 0);
 }
 
 function splitByLocation(
@@ -269,7 +285,10 @@ export function explain(total: number, reasons: Map<string, number>): string {
  */
 export function placeActions(nodes: NodeSnapshot[], requests: PlacementRequest[], options: SchedulerOptions = {}) {
   const weights = { ...DEFAULT_SCORE_WEIGHTS, ...options.weights };
-  const states = nodes.map(initialState).sort((a, b) => (a.snapshot.advert.nodeId < b.snapshot.advert.nodeId ? -1 : 1));
+  const vramOverhead = options.vramOverhead ?? 1.2;
+  const states = nodes
+    .map((n) => initialState(n, vramOverhead))
+    .sort((a, b) => (a.snapshot.advert.nodeId < b.snapshot.advert.nodeId ? -1 : 1));
   const limit = options.candidateLimit ?? Math.max(2, Math.ceil(Math.log2(Math.max(2, states.length))));
   const byModel = new Map<string, NodeState[]>();
   const placements: Placement[] = [];
@@ -277,7 +296,7 @@ export function placeActions(nodes: NodeSnapshot[], requests: PlacementRequest[]
   const locationPools = new Map<NodeState[], [NodeState[], NodeState[]]>();
   let cursor = 0;
   for (const request of requests) {
-    const need: Need = { request, vramOverhead: options.vramOverhead ?? 1.2 };
+    const need: Need = { request, vramOverhead };
     if (request.kind === 'llm' && request.requires.model) need.model = request.requires.model;
     // Only nodes that serve the model can take an llm action that names one: index them once per model.
     let pool = states;
