@@ -1,0 +1,64 @@
+// REUSE vs CREATE: the same llm goal, first run through a model (a fake OpenAI-compatible server answering in
+// 300 ms, a fast local model's pace), then replayed from its recipes with no model call.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createFakeOpenAIServer } from '@hermes-mesh/executor';
+import { type DaemonProcess, peersOf, startDaemonProcess, stopDaemon, tempDir } from '../test/support/daemons.js';
+import { waitFor } from '../test/support/wait.js';
+import { report } from './report.js';
+
+const llm = await createFakeOpenAIServer({ fallback: () => ({ content: 'a considered answer', delayMs: 300 }) });
+const meshKey = join(tempDir(), 'mesh.key');
+const config = join(tempDir(), 'worker.yaml');
+writeFileSync(config, `providers:\n  - { name: local, baseUrl: "${llm.url}", defaultModel: "qwen2.5:7b" }\n`);
+const coord = await startDaemonProcess({ name: 'coord', meshKey, coordinator: true, args: ['--log-level', 'warn'] });
+const worker = await startDaemonProcess({
+  name: 'w',
+  meshKey,
+  bootstrap: [coord.addrs[0]!],
+  args: ['--config', config, '--log-level', 'warn'],
+});
+await waitFor(async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === 2, 'mesh', 20_000);
+
+const goal = {
+  goal: 'research brief: outline, draft, summary',
+  flows: [{ id: 'brief', persona: 'Research Analyst' }],
+  actions: ['outline', 'draft', 'summary'].map((id, i, all) => ({
+    id,
+    flowId: 'brief',
+    kind: 'llm',
+    params: { prompt: `${id} the brief` },
+    dependsOn: i === 0 ? [] : [all[i - 1]!],
+  })),
+};
+
+async function run(c: DaemonProcess): Promise<{ ms: number; mode: string }> {
+  const t0 = performance.now();
+  const { goalId, mode } = await c.post<{ goalId: string; mode: string }>('/v1/goals', goal);
+  await waitFor(
+    async () => (await c.get<{ state: string }>(`/v1/goals/${goalId}`)).state === 'COMPLETED',
+    goalId,
+    30_000,
+    5,
+  );
+  return { ms: performance.now() - t0, mode };
+}
+
+try {
+  const create = await run(coord);
+  const calls = llm.requests.length;
+  // Recipes are written when the goal completes; give the write a moment to land before replaying.
+  await waitFor(
+    async () => (await coord.get<{ goals: Array<{ id: string }> }>('/v1/goals')).goals.length === 1,
+    'goal list',
+  );
+  const reuse = await run(coord);
+  if (reuse.mode !== 'reuse' || llm.requests.length !== calls)
+    throw new Error(`REUSE did not replay (mode ${reuse.mode})`);
+  report('recipes', 'create_ms', create.ms, 'ms', { llmActions: 3, modelLatencyMs: 300 });
+  report('recipes', 'reuse_ms', reuse.ms, 'ms', { llmCalls: 0 });
+  report('recipes', 'reuse_speedup', create.ms / reuse.ms, 'x', { goal: '>= 10x' });
+} finally {
+  await Promise.all([coord, worker].map(stopDaemon));
+  await llm.close();
+}
