@@ -51,6 +51,8 @@ export interface CoordinatorInit {
   backoffMs?: number;
   /** After a restart, how long to wait for nodes to reappear before re-placing their actions (default 3 s). */
   startupGraceMs?: number;
+  /** How long a suspect node with no connection keeps its actions before they are re-placed (default 1 s). */
+  suspectGraceMs?: number;
   assignTimeoutMs?: number;
   /** Where recipes are saved (prompts/ under it); without it goals neither create nor reuse recipes. */
   recipesDir?: string;
@@ -97,6 +99,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   const backoffMs = init.backoffMs ?? 200;
   const startedAt = Date.now();
   const graceMs = init.startupGraceMs ?? 3_000;
+  const suspectGraceMs = init.suspectGraceMs ?? 1_000;
 
   const candidates = new Set<string>();
   const dependents = new Map<string, string[]>();
@@ -297,7 +300,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     if (!node) return true;
     const member = membership.get(node);
     if (!member) return Date.now() - startedAt > graceMs;
-    return member.state === 'dead' || member.state === 'left';
+    if (member.state === 'dead' || member.state === 'left') return true;
+    // Suspect and unreachable for a second (a killed process drops its connections at once): re-place now
+    // rather than at the dead timeout. Safe even if it comes back: its epoch is fenced.
+    return (
+      member.state === 'suspect' && Date.now() - member.since >= suspectGraceMs && !mesh.connectedPeers().includes(node)
+    );
   }
 
   function readyToPlace(action: Action): boolean {
