@@ -99,9 +99,21 @@ const plans = readdirSync(join(root, 'examples/plans'))
   .filter((f) => /\.(ya?ml|json)$/.test(f))
   .sort();
 for (const plan of plans) {
-  if (plan.includes('llm') && !process.env.HERMES_LLM_URL) continue;
+  const path = join(root, 'examples/plans', plan);
+  const usesLlm = /kind"?\s*:\s*"?llm/.test(readFileSync(path, 'utf8'));
+  if (usesLlm && !process.env.HERMES_LLM_URL) {
+    console.log(`\n=== ${plan}: skipped (llm actions; set HERMES_LLM_URL and HERMES_LLM_MODEL to run it)`);
+    continue;
+  }
   console.log(`\n=== ${plan}`);
-  await run(['submit', '--plan', join(root, 'examples/plans', plan)]);
+  if (usesLlm) {
+    // Every llm action goes to the demo's provider; submitted async, since a plan may ask for a tier
+    // (minTier) this machine's nodes do not reach: `status` then shows why an action waits.
+    const model = process.env.HERMES_LLM_MODEL ? ['--model', process.env.HERMES_LLM_MODEL] : [];
+    await run(['submit', '--plan', path, '--provider', 'demo', ...model, '--async']);
+    continue;
+  }
+  await run(['submit', '--plan', path]);
 }
 console.log(
   `\nthe mesh keeps running: HERMES_API=${coord.api} npx hermes-coord nodes | watch | status <id>; Ctrl-C stops it`,

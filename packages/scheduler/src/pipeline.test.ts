@@ -108,6 +108,16 @@ describe('feasibility checks and explanations', () => {
     expect(ask(true).placements).toHaveLength(1);
   });
 
+  it("matches a per-call provider on the node's provider name (hosted APIs) or its API type", () => {
+    const hosted = { ...model('demo-model', 0, true), provider: 'openai' as const, providerName: 'demo' };
+    const nodes = [node('a', { models: [hosted] })];
+    const ask = (provider: string) =>
+      placeActions(nodes, [request('x', { kind: 'llm', requires: { model: 'demo-model', provider } })]);
+    expect(ask('demo').placements).toHaveLength(1);
+    expect(ask('openai').placements).toHaveLength(1);
+    expect(ask('ollama').waiting[0]!.explanation).toBe('0 of 1 node fit: 1 lack model demo-model from ollama');
+  });
+
   it('prefers the node with the model already loaded', () => {
     const nodes = [
       node('a', { models: [model('m:7b', 5e9)], gpus: [gpu(20e9)] }),

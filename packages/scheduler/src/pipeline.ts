@@ -80,7 +80,8 @@ function findModel(advert: Advert, wanted: string, provider?: string): ModelInfo
   const key = normaliseModelName(wanted);
   return advert.models.find(
     (m) =>
-      (m.name === wanted || normaliseModelName(m.name) === key) && (provider === undefined || m.provider === provider),
+      (m.name === wanted || normaliseModelName(m.name) === key) &&
+      (provider === undefined || m.provider === provider || m.providerName === provider),
   );
 }
 
