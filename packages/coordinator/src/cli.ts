@@ -198,7 +198,8 @@ export function buildProgram(): Command {
     .action(async (id: string, opts: { json?: boolean }) => {
       const api = client(program);
       const goal = await api.get<GoalView>(`/v1/goals/${encodeURIComponent(id)}`);
-      print(Boolean(opts.json), goal, () => formatGoal(goal, new Map()));
+      const names = opts.json ? new Map<string, string>() : await nodeNames(api);
+      print(Boolean(opts.json), goal, () => formatGoal(goal, names));
     });
 
   program
