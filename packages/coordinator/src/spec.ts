@@ -1,15 +1,7 @@
-import { ActionKind, ReasoningEffort, Tier } from '@hermes-mesh/protocol';
+import { ActionKind, Complexity, Policy, ReasoningEffort, Tier } from '@hermes-mesh/protocol';
 import { type Static, Type } from '@sinclair/typebox';
 
-export const Policy = Type.Union([Type.Literal('local_preferred'), Type.Literal('cloud_preferred')]);
-export type Policy = Static<typeof Policy>;
-
-export const Complexity = Type.Union([
-  Type.Literal('low'),
-  Type.Literal('medium'),
-  Type.Literal('high'),
-  Type.Literal('expert'),
-]);
+export { Policy };
 
 /** Where an action may run: what placement must satisfy. */
 export const Requirements = Type.Object(

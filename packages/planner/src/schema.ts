@@ -1,4 +1,4 @@
-import { ActionKind, Labels, Tier } from '@hermes-mesh/protocol';
+import { ActionKind, Complexity, Labels, Policy, Tier } from '@hermes-mesh/protocol';
 import { type Static, Type } from '@sinclair/typebox';
 
 /**
@@ -12,12 +12,8 @@ import { type Static, Type } from '@sinclair/typebox';
 const ID_PATTERN = '^[A-Za-z0-9_.-]+$';
 export const PlanId = Type.String({ minLength: 1, maxLength: 64, pattern: ID_PATTERN });
 
-export const Policy = Type.Union([Type.Literal('local_preferred'), Type.Literal('cloud_preferred')]);
-export type Policy = Static<typeof Policy>;
-
-export const COMPLEXITIES = ['low', 'medium', 'high', 'expert'] as const;
-export const Complexity = Type.Union(COMPLEXITIES.map((c) => Type.Literal(c)));
-export type Complexity = Static<typeof Complexity>;
+// Shared with the coordinator and the scheduler: one vocabulary for policies and complexity.
+export { COMPLEXITIES, Complexity, Policy } from '@hermes-mesh/protocol';
 
 /** '30s', '5m', '250ms', '2h', or a number of milliseconds. */
 export const Timeout = Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Integer({ minimum: 1 })], {

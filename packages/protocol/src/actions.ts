@@ -6,6 +6,16 @@ import { Int, List, Num, Str } from './schema.js';
  * and the runners (executor), so a plan that validates is a plan a node can run.
  */
 
+/** Where work should preferably run: on the user's own boxes, or on cloud ones. */
+export const POLICIES = ['local_preferred', 'cloud_preferred'] as const;
+export const Policy = Type.Union(POLICIES.map((p) => Type.Literal(p)));
+export type Policy = Static<typeof Policy>;
+
+/** How hard a task is: it sets the minimum capability score of the model chosen for it. */
+export const COMPLEXITIES = ['low', 'medium', 'high', 'expert'] as const;
+export const Complexity = Type.Union(COMPLEXITIES.map((c) => Type.Literal(c)));
+export type Complexity = Static<typeof Complexity>;
+
 export const ChatRole = Type.Union([Type.Literal('system'), Type.Literal('user'), Type.Literal('assistant')]);
 export const ChatMessage = Type.Object({ role: ChatRole, content: Str(200_000) }, { additionalProperties: false });
 export type ChatMessage = Static<typeof ChatMessage>;
