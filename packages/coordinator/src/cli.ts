@@ -228,6 +228,19 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('approve')
+    .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
+    .description('answer a failed action that waits for approval: place it again, or --abort it (its goal fails)')
+    .argument('<action-id>', 'the id shown by watch and status: <goal id>.<action id>')
+    .option('--abort', 'end the action instead of retrying it')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { abort?: boolean; json?: boolean }) => {
+      const decision = opts.abort ? 'abort' : 'retry';
+      const result = await client(program).post(`/v1/actions/${encodeURIComponent(id)}/decision`, { decision });
+      print(Boolean(opts.json), result, () => `${id}: ${decision === 'retry' ? 'placed again' : 'aborted'}`);
+    });
+
+  program
     .command('search')
     .option('--api <url>', 'API to talk to (default: the global --api, env HERMES_API)')
     .description('full-text search over goals and results; a short alphanumeric query also matches id prefixes')

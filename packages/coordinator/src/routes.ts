@@ -134,6 +134,22 @@ export function registerRoutes(deps: RoutesDeps): void {
     return actionView(action, coordinator.waitingReason(action.id));
   });
 
+  app.post<{ Params: { id: string }; Body: { decision?: string } | undefined }>(
+    '/v1/actions/:id/decision',
+    async (req, reply) => {
+      const decision = req.body?.decision;
+      if (decision !== 'retry' && decision !== 'abort') {
+        return reply.code(400).send({ error: 'decision must be "retry" or "abort"' });
+      }
+      const outcome = await coordinator.decide(req.params.id, decision);
+      if (outcome === 'not-found')
+        return reply.code(404).send({ error: `no action ${req.params.id} on this coordinator` });
+      if (outcome === 'not-waiting')
+        return reply.code(409).send({ error: `action ${req.params.id} is not waiting for approval` });
+      return { actionId: req.params.id, decision };
+    },
+  );
+
   app.get('/v1/models', async () => deps.models());
 
   app.get<{ Querystring: { goal?: string; from?: string } }>('/v1/events', (req, reply) => {

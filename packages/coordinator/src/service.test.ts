@@ -193,12 +193,13 @@ describe('coordinator loop', () => {
 
   it('a permanent failure fails the goal and cancels what was still open', async () => {
     const c = await cluster(['w1']);
-    const { goalId } = await c.coordinator.submit(
-      plan([
+    const { goalId } = await c.coordinator.submit({
+      ...plan([
         { id: 'bad', script: { fail: 'permanent' } },
         { id: 'next', after: ['bad'] },
       ]),
-    );
+      approvalTimeoutMs: 0,
+    });
     await waitFor(() => goalState(c, goalId) === 'FAILED', 'goal failed');
     const ledger = c.ledgers.get('coord')!;
     expect(ledger.action(`${goalId}.bad`)?.state).toBe('TERMINATED');
@@ -345,5 +346,30 @@ describe('coordinator loop', () => {
     expect(ledger.action(`${again.goalId}.hash`)?.output?.value).toEqual(
       ledger.action(`${first.goalId}.hash`)?.output?.value,
     );
+  });
+
+  it('a failed action waits for approval: retry places it again, abort fails the goal, silence times out', async () => {
+    const c = await cluster(['w1']);
+    const ledger = c.ledgers.get('coord')!;
+    const retried = await c.coordinator.submit(plan([{ id: 'flaky', script: { fail: 'permanent', failTimes: 1 } }]));
+    const flaky = `${retried.goalId}.flaky`;
+    await waitFor(() => ledger.action(flaky)?.state === 'FALLBACK_REQUESTED', 'flaky to wait for approval');
+    expect(ledger.action(flaky)?.reason).toMatch(/waiting for approval: hermes-coord approve/);
+    expect(await c.coordinator.decide(flaky, 'retry')).toBe('ok');
+    await waitFor(() => goalState(c, retried.goalId) === 'COMPLETED', 'retried goal completed');
+    expect(ledger.action(flaky)?.epoch).toBe(2);
+
+    const aborted = await c.coordinator.submit(plan([{ id: 'bad', script: { fail: 'permanent' } }]));
+    await waitFor(() => ledger.action(`${aborted.goalId}.bad`)?.state === 'FALLBACK_REQUESTED', 'bad to wait');
+    expect(await c.coordinator.decide(`${aborted.goalId}.bad`, 'abort')).toBe('ok');
+    await waitFor(() => goalState(c, aborted.goalId) === 'FAILED', 'aborted goal failed');
+    expect(await c.coordinator.decide(`${aborted.goalId}.bad`, 'retry')).toBe('not-waiting');
+
+    const silent = await c.coordinator.submit({
+      ...plan([{ id: 'bad', script: { fail: 'permanent' } }]),
+      approvalTimeoutMs: 150,
+    });
+    await waitFor(() => goalState(c, silent.goalId) === 'FAILED', 'unanswered goal failed at the timeout');
+    expect(ledger.action(`${silent.goalId}.bad`)?.state).toBe('TERMINATED');
   });
 });

@@ -7,6 +7,7 @@ import { PROTOCOLS } from '@hermes-mesh/protocol';
 import type { Logger } from 'pino';
 import {
   type ActionSpec,
+  DEFAULT_APPROVAL_TIMEOUT_MS,
   DEFAULT_MAX_DEPTH,
   type Delegation,
   type GoalRequest,
@@ -63,6 +64,8 @@ export interface Coordinator {
   cancel(goalId: string, reason: string): Promise<'cancelled' | 'not-found' | 'already-finished'>;
   /** Why an action waits, when placement could not put it anywhere. */
   waitingReason(actionId: string): string | undefined;
+  /** A person's answer for an action waiting for approval after it failed. */
+  decide(actionId: string, decision: 'retry' | 'abort'): Promise<'ok' | 'not-found' | 'not-waiting'>;
   stop(): void;
 }
 
@@ -294,6 +297,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     }
   }
   if (candidates.size > 0) logger.info({ actions: candidates.size }, 'resuming unfinished goals from the ledger');
+  for (const id of candidates) {
+    const a = ledger.action(id);
+    const timeout = a ? specOf(a)?.approvalTimeoutMs : undefined;
+    if (a?.state === 'FALLBACK_REQUESTED' && timeout) armApprovalTimer(id, timeout - (Date.now() - a.updatedAt));
+  }
 
   /** Is this action's node gone (dead, left, or never seen again after our own restart)? */
   function nodeGone(node: string | undefined): boolean {
@@ -572,18 +580,90 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         const allowed = Math.min(maxAttempts, 1 + (spec?.retries ?? maxAttempts - 1));
         if (action.reason === 'retryable' && action.attempts < allowed) {
           later(action.id, backoffMs * 2 ** (action.attempts - 1));
+        } else if ((spec?.approvalTimeoutMs ?? 0) > 0) {
+          void askForApproval(action, spec!.approvalTimeoutMs!);
         } else {
           verdict({ action, state: 'TERMINATED', error: action.error ?? 'failed' });
           void failGoal(action);
         }
         break;
       }
+      case 'FALLBACK_RECEIVED':
+        candidates.add(action.id);
+        schedule();
+        break;
       case 'PENDING':
         candidates.add(action.id);
         schedule();
         break;
       default:
     }
+  }
+
+  // ---- a failed action waits for a person: retry or abort, within a timeout ----
+  const approvalTimers = new Map<string, NodeJS.Timeout>();
+
+  async function askForApproval(action: Action, timeoutMs: number) {
+    const minutes = Math.round(timeoutMs / 60_000);
+    await ledger.append({
+      type: 'action.state',
+      goalId: action.goalId,
+      actionId: action.id,
+      epoch: action.epoch,
+      state: 'FALLBACK_REQUESTED',
+      data: {
+        reason: `waiting for approval: hermes-coord approve ${action.id} (retry) or --abort; aborts by itself in ${minutes >= 1 ? `${minutes} min` : `${Math.round(timeoutMs / 1000)} s`}`,
+        ...(action.error ? { error: action.error.slice(0, 16_000) } : {}),
+      },
+    });
+    armApprovalTimer(action.id, timeoutMs);
+  }
+
+  function armApprovalTimer(actionId: string, ms: number) {
+    clearTimeout(approvalTimers.get(actionId));
+    const timer = setTimeout(
+      () => {
+        approvalTimers.delete(actionId);
+        void decide(actionId, 'abort', 'no decision before the approval timeout');
+      },
+      Math.max(0, ms),
+    );
+    timer.unref();
+    approvalTimers.set(actionId, timer);
+  }
+
+  /** Retry: the action is placed again (a new epoch). Abort: it ends, and its goal fails. */
+  async function decide(
+    actionId: string,
+    decision: 'retry' | 'abort',
+    why: string,
+  ): Promise<'ok' | 'not-found' | 'not-waiting'> {
+    const action = ledger.action(actionId);
+    if (!action || !owns(action.goalId)) return 'not-found';
+    if (action.state !== 'FALLBACK_REQUESTED') return 'not-waiting';
+    clearTimeout(approvalTimers.get(actionId));
+    approvalTimers.delete(actionId);
+    if (decision === 'retry') {
+      await ledger.append({
+        type: 'action.state',
+        goalId: action.goalId,
+        actionId,
+        epoch: action.epoch,
+        state: 'FALLBACK_RECEIVED',
+        data: { reason: why },
+      });
+    } else {
+      await ledger.append({
+        type: 'action.state',
+        goalId: action.goalId,
+        actionId,
+        epoch: action.epoch,
+        state: 'TERMINATED',
+        data: { reason: why, ...(action.error ? { error: action.error.slice(0, 16_000) } : {}) },
+      });
+      await failGoal(ledger.action(actionId)!);
+    }
+    return 'ok';
   }
 
   async function failGoal(action: Action) {
@@ -680,6 +760,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
             requires: a.requires ?? {},
             policy,
             delegation,
+            approvalTimeoutMs: request.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
           };
           return {
             type: 'action.created' as const,
@@ -712,11 +793,14 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       return 'cancelled';
     },
     waitingReason: (actionId) => waiting.get(actionId),
+    decide: (actionId, decision) =>
+      decide(actionId, decision, decision === 'retry' ? 'retry approved' : 'aborted by user'),
     stop() {
       stopped = true;
       unsubscribe();
       clearInterval(deadWatch);
       for (const t of retryTimers) clearTimeout(t);
+      for (const t of approvalTimers.values()) clearTimeout(t);
     },
   };
 }

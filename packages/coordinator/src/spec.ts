@@ -32,6 +32,9 @@ export type Delegation = Static<typeof Delegation>;
 
 export const DEFAULT_MAX_DEPTH = 2;
 
+/** How long a failed action waits for a person's decision before it aborts (and fails its goal). */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 10 * 60_000;
+
 /** What the coordinator stores with each action (ledger action.created `spec`): enough to place it again after a restart. */
 export const ActionSpec = Type.Object({
   /** The id the plan gave it, unique within the goal. */
@@ -43,6 +46,8 @@ export const ActionSpec = Type.Object({
   requires: Requirements,
   policy: Policy,
   delegation: Type.Optional(Delegation),
+  /** After its last attempt fails, how long the action waits for a person to retry or abort it; 0 fails at once. */
+  approvalTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 export type ActionSpec = Static<typeof ActionSpec>;
 
@@ -51,6 +56,8 @@ export const GoalRequest = Type.Object(
   {
     goal: Type.String({ minLength: 1, maxLength: 65_536 }),
     policy: Type.Optional(Policy),
+    /** After an action's last attempt fails, how long to wait for a person's retry/abort (default 10 min; 0: fail). */
+    approvalTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
     /** Set when an agent delegates this goal: its depth, the limit, and whether the goal may delegate further. */
     delegation: Type.Optional(
       Type.Object(
