@@ -32,7 +32,7 @@ const goal = {
   })),
 };
 
-async function run(c: DaemonProcess): Promise<{ ms: number; mode: string }> {
+async function run(c: DaemonProcess): Promise<{ ms: number; mode: string; goalId: string }> {
   const t0 = performance.now();
   const { goalId, mode } = await c.post<{ goalId: string; mode: string }>('/v1/goals', goal);
   await waitFor(
@@ -41,20 +41,21 @@ async function run(c: DaemonProcess): Promise<{ ms: number; mode: string }> {
     30_000,
     5,
   );
-  return { ms: performance.now() - t0, mode };
+  return { ms: performance.now() - t0, mode, goalId };
 }
 
 try {
   const create = await run(coord);
   const calls = llm.requests.length;
-  // Recipes are written when the goal completes; give the write a moment to land before replaying.
+  // Recipes are written just after the goal completes (then recipe.saved lands in the ledger): replay after that.
   await waitFor(
-    async () => (await coord.get<{ goals: Array<{ id: string }> }>('/v1/goals')).goals.length === 1,
-    'goal list',
+    async () => (await coord.get<{ recipes: unknown[] }>(`/v1/goals/${create.goalId}`)).recipes.length > 0,
+    'recipes saved',
   );
   const reuse = await run(coord);
-  if (reuse.mode !== 'reuse' || llm.requests.length !== calls)
+  if (reuse.mode !== 'reuse' || llm.requests.length !== calls) {
     throw new Error(`REUSE did not replay (mode ${reuse.mode})`);
+  }
   report('recipes', 'create_ms', create.ms, 'ms', { llmActions: 3, modelLatencyMs: 300 });
   report('recipes', 'reuse_ms', reuse.ms, 'ms', { llmCalls: 0 });
   report('recipes', 'reuse_speedup', create.ms / reuse.ms, 'x', { goal: '>= 10x' });

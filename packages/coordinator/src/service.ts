@@ -236,7 +236,10 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     const found = new Map<string, ActionRecipe>();
     for (const a of llm) {
       const recipe = await loadActionRecipe(init.recipesDir, { promptId, flowId: a.flowId, actionId: a.id });
-      if ('error' in recipe) return undefined;
+      if ('error' in recipe) {
+        logger.info({ promptId, action: a.id, why: recipe.error }, 'no recipe to reuse: running in CREATE mode');
+        return undefined;
+      }
       found.set(a.id, recipe);
     }
     return found;
