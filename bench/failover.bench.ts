@@ -1,27 +1,12 @@
 // Time from kill -9 of a node to its action running elsewhere (a new epoch IN_PROGRESS on another node),
 // with the default liveness settings (heartbeat 1 s, dead after 3 s).
-import { join } from 'node:path';
-import { type DaemonProcess, peersOf, startDaemonProcess, stopDaemon, tempDir } from '../test/support/daemons.js';
+import { startMesh } from '../test/support/daemons.js';
 import { waitFor } from '../test/support/wait.js';
 import { percentile, report } from './report.js';
 
 const ROUNDS = Number(process.env.HERMES_BENCH_FAILOVER_ROUNDS ?? 3);
-const meshKey = join(tempDir(), 'mesh.key');
-const coord = await startDaemonProcess({ name: 'coord', meshKey, coordinator: true, args: ['--log-level', 'warn'] });
-const workers: DaemonProcess[] = [];
-const start = async (i: number) =>
-  startDaemonProcess({
-    name: `w${i}`,
-    meshKey,
-    bootstrap: [coord.addrs[0]!],
-    args: ['--log-level', 'warn', '--slots', '1'],
-  });
-for (let i = 0; i < ROUNDS + 1; i++) workers.push(await start(i));
-await waitFor(
-  async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === ROUNDS + 2,
-  'mesh',
-  20_000,
-);
+const mesh = await startMesh(ROUNDS + 1, ['--slots', '1']);
+const { coord, workers } = mesh;
 
 interface Action {
   id: string;
@@ -67,5 +52,5 @@ try {
   });
   report('failover', 'kill9_to_running_elsewhere_max', times.at(-1)!, 'ms', { rounds: ROUNDS });
 } finally {
-  await Promise.all([coord, ...workers].map(stopDaemon));
+  await mesh.stop();
 }

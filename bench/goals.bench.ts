@@ -2,7 +2,7 @@
 // - latency of one noop builtin action: submit -> COMPLETED, one at a time, with one worker;
 // - throughput of 20k independent noop actions spread over three workers.
 import { join } from 'node:path';
-import { type DaemonProcess, peersOf, startDaemonProcess, stopDaemon, tempDir } from '../test/support/daemons.js';
+import { type DaemonProcess, startMesh } from '../test/support/daemons.js';
 import { waitFor } from '../test/support/wait.js';
 import { percentile, report } from './report.js';
 
@@ -40,30 +40,8 @@ async function untilFinished(coord: DaemonProcess, goalId: string, from: number)
   }
 }
 
-async function mesh(workers: number) {
-  const meshKey = join(tempDir(), 'mesh.key');
-  const coord = await startDaemonProcess({ name: 'coord', meshKey, coordinator: true, args: ['--log-level', 'warn'] });
-  const nodes = [coord];
-  for (let i = 0; i < workers; i++) {
-    nodes.push(
-      await startDaemonProcess({
-        name: `w${i}`,
-        meshKey,
-        bootstrap: [coord.addrs[0]!],
-        args: ['--log-level', 'warn', '--slots', '256'],
-      }),
-    );
-  }
-  await waitFor(
-    async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === workers + 1,
-    'mesh',
-    20_000,
-  );
-  return { coord, stop: () => Promise.all(nodes.map(stopDaemon)) };
-}
-
 {
-  const { coord, stop } = await mesh(1);
+  const { coord, stop } = await startMesh(1, ['--slots', '256']);
   try {
     const latencies: number[] = [];
     for (let i = 0; i < LATENCY_ROUNDS + 20; i++) {
@@ -86,7 +64,7 @@ async function mesh(workers: number) {
   }
 }
 {
-  const { coord, stop } = await mesh(3);
+  const { coord, stop } = await startMesh(3, ['--slots', '256']);
   try {
     const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
     const t0 = performance.now();

@@ -3,22 +3,15 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createFakeOpenAIServer } from '@hermes-mesh/executor';
-import { type DaemonProcess, peersOf, startDaemonProcess, stopDaemon, tempDir } from '../test/support/daemons.js';
+import { type DaemonProcess, startMesh, tempDir } from '../test/support/daemons.js';
 import { waitFor } from '../test/support/wait.js';
 import { report } from './report.js';
 
 const llm = await createFakeOpenAIServer({ fallback: () => ({ content: 'a considered answer', delayMs: 300 }) });
-const meshKey = join(tempDir(), 'mesh.key');
 const config = join(tempDir(), 'worker.yaml');
 writeFileSync(config, `providers:\n  - { name: local, baseUrl: "${llm.url}", defaultModel: "qwen2.5:7b" }\n`);
-const coord = await startDaemonProcess({ name: 'coord', meshKey, coordinator: true, args: ['--log-level', 'warn'] });
-const worker = await startDaemonProcess({
-  name: 'w',
-  meshKey,
-  bootstrap: [coord.addrs[0]!],
-  args: ['--config', config, '--log-level', 'warn'],
-});
-await waitFor(async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === 2, 'mesh', 20_000);
+const mesh = await startMesh(1, ['--config', config]);
+const { coord } = mesh;
 
 const goal = {
   goal: 'research brief: outline, draft, summary',
@@ -60,6 +53,6 @@ try {
   report('recipes', 'reuse_ms', reuse.ms, 'ms', { llmCalls: 0 });
   report('recipes', 'reuse_speedup', create.ms / reuse.ms, 'x', { goal: '>= 10x' });
 } finally {
-  await Promise.all([coord, worker].map(stopDaemon));
+  await mesh.stop();
   await llm.close();
 }

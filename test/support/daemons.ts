@@ -143,3 +143,39 @@ export function counterValue(metricsText: string, name: string, labels: Record<s
   }
   return total;
 }
+
+export interface TestMesh {
+  coord: DaemonProcess;
+  workers: DaemonProcess[];
+  /** Stops every process still running. */
+  stop(): Promise<void>;
+}
+
+/** A coordinator and `workers` hermesd on loopback, joined through the coordinator, every node seen alive. */
+export async function startMesh(workers: number, workerArgs: string[] = []): Promise<TestMesh> {
+  const meshKey = join(tempDir(), 'mesh.key');
+  const coord = await startDaemonProcess({ name: 'coord', meshKey, coordinator: true, args: ['--log-level', 'warn'] });
+  const started: DaemonProcess[] = [];
+  for (let i = 0; i < workers; i++) {
+    started.push(
+      await startDaemonProcess({
+        name: `w${i}`,
+        meshKey,
+        bootstrap: [coord.addrs[0]!],
+        args: ['--log-level', 'warn', ...workerArgs],
+      }),
+    );
+  }
+  await waitFor(
+    async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === workers + 1,
+    'every node of the mesh to be alive',
+    20_000,
+  );
+  return {
+    coord,
+    workers: started,
+    stop: async () => {
+      await Promise.all([coord, ...started].map(stopDaemon));
+    },
+  };
+}
