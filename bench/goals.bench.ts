@@ -1,9 +1,4 @@
-// End to end through real processes: a coordinator (hermes-coord serve) and hermesd workers on loopback.
-// - latency of one noop builtin action: submit -> COMPLETED, one at a time, with one worker;
-// - throughput of 20k independent noop actions spread over three workers.
-import { join } from 'node:path';
 import { type DaemonProcess, startMesh } from '../test/support/daemons.js';
-import { waitFor } from '../test/support/wait.js';
 import { percentile, report } from './report.js';
 
 const THROUGHPUT_ACTIONS = Number(process.env.HERMES_BENCH_ACTIONS ?? 20_000);

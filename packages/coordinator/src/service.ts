@@ -321,7 +321,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
 
   function readyToPlace(action: Action): boolean {
     const goal = ledger.goal(action.goalId);
-    if (!goal || goal.state !== 'ACTIVE' || goal.coordinator !== self) return false;
+    if (goal?.state !== 'ACTIVE' || goal.coordinator !== self) return false;
     const state = action.state;
     const placeable =
       state === 'PENDING' ||
@@ -536,7 +536,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
 
   async function finishGoal(goalId: string, outcome: 'COMPLETED' | 'FAILED', summary: string) {
     const goal = ledger.goal(goalId);
-    if (!goal || goal.state !== 'ACTIVE') return;
+    if (goal?.state !== 'ACTIVE') return;
     await ledger.append({ type: 'goal.finished', goalId, data: { outcome, summary: summary.slice(0, 65_000) } });
     remaining.delete(goalId);
     if (outcome === 'COMPLETED')
