@@ -164,6 +164,10 @@ export function buildProgram(): Command {
     .option('--provider <name>', 'LLM provider for llm actions')
     .option('--model <name>', 'model for llm actions')
     .addOption(new Option('--reasoning-effort <level>', 'reasoning effort').choices(['low', 'medium', 'high']))
+    .option(
+      '--speculative',
+      'also run each llm action on the cheapest capable model: a fast answer first, the expert one later',
+    )
     .option('--async', 'print the goal id and return at once')
     .option('--json', 'print JSON')
     .action(async (text: string | undefined, opts) => {
@@ -172,8 +176,9 @@ export function buildProgram(): Command {
       let request: GoalRequest | { text: string };
       if (opts.plan) {
         request = withOverrides(await loadPlanFile(opts.plan), opts);
+        if (opts.speculative) request.speculative = true;
       } else {
-        request = { text: text! };
+        request = { text: text!, ...(opts.speculative ? { speculative: true } : {}) };
       }
       const { goalId } = await api.post<{ goalId: string }>('/v1/goals', request);
       if (opts.async) {

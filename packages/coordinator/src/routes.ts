@@ -29,6 +29,7 @@ const TextGoal = Type.Object(
     provider: Type.Optional(Type.String({ minLength: 1 })),
     model: Type.Optional(Type.String({ minLength: 1 })),
     reasoningEffort: Type.Optional(Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high')])),
+    speculative: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -72,7 +73,7 @@ export function registerRoutes(deps: RoutesDeps): void {
 
   app.post('/v1/goals', async (req, reply) => {
     if (checkText.Check(req.body)) {
-      const { text, ...overrides } = req.body;
+      const { text, speculative, ...overrides } = req.body;
       if (!deps.decompose) {
         return reply.code(400).send({
           error: 'free-text goals need a planner model',
@@ -82,7 +83,8 @@ export function registerRoutes(deps: RoutesDeps): void {
       const planned = await deps.decompose(text);
       if (!planned.ok)
         return reply.code(422).send({ error: 'the planner model gave no valid plan', details: planned.problems });
-      const { goalId } = await coordinator.submit(withOverrides(planned.request, overrides));
+      const request = withOverrides(planned.request, overrides);
+      const { goalId } = await coordinator.submit(speculative ? { ...request, speculative } : request);
       return reply.code(201).send({ goalId, planFile: planned.planFile });
     }
     if (!checkGoal.Check(req.body)) {

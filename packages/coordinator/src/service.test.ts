@@ -372,4 +372,49 @@ describe('coordinator loop', () => {
     await waitFor(() => goalState(c, silent.goalId) === 'FAILED', 'unanswered goal failed at the timeout');
     expect(ledger.action(`${silent.goalId}.bad`)?.state).toBe('TERMINATED');
   });
+
+  it('speculative: a fast answer from the cheapest capable model, and the expert answer from the best one', async () => {
+    const llm = await createFakeOpenAIServer({
+      fallback: (body) => ({ content: `answer from ${String(body.model)}` }),
+    });
+    cleanup.push(() => llm.close());
+    const executor = createExecutor({
+      dataDir: mkdtempSync(join(tmpdir(), 'coord-spec-')),
+      providers: [{ name: 'local', baseUrl: llm.url, models: ['llama3.1:8b', 'qwen2.5:72b'] }],
+    });
+    cleanup.push(() => executor.close());
+    const c = await cluster(['w1'], new Map([['w1', executor]]));
+    const served = (name: string) => ({
+      name,
+      provider: 'openai' as const,
+      providerName: 'local',
+      endpoint: llm.url,
+      loaded: true,
+      sizeBytes: 0,
+      vramBytes: 0,
+      quant: '',
+      family: '',
+      parameterSize: '',
+      ctx: 0,
+    });
+    c.membership.observeAdvert(
+      sampleAdvert({
+        nodeId: 'w1',
+        name: 'w1',
+        slots: { total: 2, busy: 0 },
+        seq: 9,
+        models: [served('llama3.1:8b'), served('qwen2.5:72b')],
+      }),
+    );
+    const { goalId } = await c.coordinator.submit({
+      goal: 'explain the mesh',
+      speculative: true,
+      flows: [{ id: 'f1', persona: 'Explainer' }],
+      actions: [{ id: 'explain', flowId: 'f1', kind: 'llm', params: { prompt: 'explain' }, dependsOn: [] }],
+    });
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'speculative goal completed');
+    const ledger = c.ledgers.get('coord')!;
+    expect(ledger.action(`${goalId}.explain~fast`)?.output?.value).toMatchObject({ text: 'answer from llama3.1:8b' });
+    expect(ledger.action(`${goalId}.explain`)?.output?.value).toMatchObject({ text: 'answer from qwen2.5:72b' });
+  });
 });

@@ -4,6 +4,7 @@ import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership, MeshNode } from '@hermes-mesh/mesh';
 import type { Advert, Assignment, LedgerEvent } from '@hermes-mesh/protocol';
 import { PROTOCOLS } from '@hermes-mesh/protocol';
+import { chooseModel, rankMeshModels } from '@hermes-mesh/scheduler';
 import type { Logger } from 'pino';
 import {
   type ActionSpec,
@@ -211,6 +212,37 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     const out: Delegation = { depth, maxDepth, allowSubagents: d.allowSubagents ?? true };
     if (d.parentGoalId) out.parentGoalId = d.parentGoalId;
     return out;
+  }
+
+  // ---- speculative goals: a fast answer from the cheapest capable model, the expert one later ----
+  function speculate(request: GoalRequest): GoalRequest {
+    const ranked = rankMeshModels(
+      membership
+        .members()
+        .filter((m) => m.state === 'alive')
+        .map((m) => m.advert),
+    );
+    const extra: GoalRequest['actions'] = [];
+    const actions = request.actions.map((a) => {
+      if (a.kind !== 'llm' || a.requires?.model) return a;
+      const complexity = a.requires?.complexity ?? 'medium';
+      const provider = a.requires?.provider;
+      const expert = chooseModel({ ranked, complexity, ...(provider ? { provider } : {}) });
+      // The cheapest capable model: the lowest-scoring one that still clears the 'low' bar, loaded first.
+      const candidates = ranked.filter((r) => !provider || r.provider === provider);
+      const fast = [...candidates].sort(
+        (x, y) => Number(y.loadedOn.length > 0) - Number(x.loadedOn.length > 0) || x.score - y.score,
+      )[0];
+      if (!expert.ok || !fast || fast.name === expert.model) return a;
+      extra.push({
+        ...a,
+        id: `${a.id}~fast`.slice(0, 64),
+        requires: { ...a.requires, model: fast.name, provider: fast.provider },
+        dependsOn: a.dependsOn,
+      });
+      return { ...a, requires: { ...a.requires, model: expert.model, provider: expert.provider } };
+    });
+    return { ...request, actions: [...actions, ...extra] };
   }
 
   // ---- recipes: CREATE on completion, REUSE on the same goal later ----
@@ -736,6 +768,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const goalId = newGoalId();
       const policy = request.policy ?? 'local_preferred';
       const delegation = delegationOf(request);
+      if (request.speculative) request = speculate(request);
       const promptId = promptIdOf(request);
       const recorded = await recordedOutputs(promptId, request);
       const ids = new Set(request.actions.map((a) => a.id));

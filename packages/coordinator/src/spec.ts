@@ -56,6 +56,11 @@ export const GoalRequest = Type.Object(
   {
     goal: Type.String({ minLength: 1, maxLength: 65_536 }),
     policy: Type.Optional(Policy),
+    /**
+     * Speculative: each llm action without a fixed model also runs at once on the cheapest capable model
+     * (as `<id>~fast`), while the action itself runs on the best one; the fast answer shows up first.
+     */
+    speculative: Type.Optional(Type.Boolean()),
     /** After an action's last attempt fails, how long to wait for a person's retry/abort (default 10 min; 0: fail). */
     approvalTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
     /** Set when an agent delegates this goal: its depth, the limit, and whether the goal may delegate further. */
