@@ -152,9 +152,19 @@ export interface TestMesh {
 }
 
 /** A coordinator and `workers` hermesd on loopback, joined through the coordinator, every node seen alive. */
-export async function startMesh(workers: number, workerArgs: string[] = []): Promise<TestMesh> {
+export async function startMesh(
+  workers: number,
+  workerArgs: string[] = [],
+  coordEnv: NodeJS.ProcessEnv = {},
+): Promise<TestMesh> {
   const meshKey = join(tempDir(), 'mesh.key');
-  const coord = await startDaemonProcess({ name: 'coord', meshKey, coordinator: true, args: ['--log-level', 'warn'] });
+  const coord = await startDaemonProcess({
+    name: 'coord',
+    meshKey,
+    coordinator: true,
+    args: ['--log-level', 'warn'],
+    env: coordEnv,
+  });
   const started: DaemonProcess[] = [];
   for (let i = 0; i < workers; i++) {
     started.push(
