@@ -265,12 +265,17 @@ describe('coordinator loop', () => {
 
   it('an action no node can take waits, with a reason', async () => {
     const c = await cluster(['w1']);
+    await expect(
+      c.coordinator.submit({
+        ...plan([{ id: 'x' }]),
+        actions: [{ ...plan([{ id: 'x' }]).actions[0]!, kind: 'llm', requires: { model: 'gpt-9' } }],
+      }),
+    ).rejects.toThrow(/action x: no live node serves model gpt-9 \(the mesh has: /);
     const request = plan([{ id: 'gpu' }]);
-    request.actions[0]!.kind = 'llm';
-    request.actions[0]!.requires = { model: 'qwen3:32b' };
+    request.actions[0]!.requires = { labels: { gpu: 'h100' } };
     const { goalId } = await c.coordinator.submit(request);
     await waitFor(() => c.coordinator.waitingReason(`${goalId}.gpu`), 'a waiting reason');
-    expect(c.coordinator.waitingReason(`${goalId}.gpu`)).toBe('0 of 1 node fit: 1 lack model qwen3:32b');
+    expect(c.coordinator.waitingReason(`${goalId}.gpu`)).toBe('0 of 1 node fit: 1 lack label gpu=h100');
     expect(c.ledgers.get('coord')!.action(`${goalId}.gpu`)?.state).toBe('PENDING');
   });
 

@@ -214,6 +214,18 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     return out;
   }
 
+  /** An llm action naming a model that no node of the mesh has ever offered fails now, before anything runs. */
+  function checkModelsKnown(request: GoalRequest): void {
+    const ranked = rankMeshModels(membership.members().map((m) => m.advert));
+    for (const a of request.actions) {
+      const model = a.kind === 'llm' ? a.requires?.model : undefined;
+      if (!model) continue;
+      const provider = a.requires?.provider;
+      const choice = chooseModel({ ranked, complexity: 'low', model, ...(provider ? { provider } : {}) });
+      if (!choice.ok) throw new SubmitError(`action ${a.id}: ${choice.error}`, 'invalid');
+    }
+  }
+
   // ---- speculative goals: a fast answer from the cheapest capable model, the expert one later ----
   function speculate(request: GoalRequest): GoalRequest {
     const ranked = rankMeshModels(
@@ -769,6 +781,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const policy = request.policy ?? 'local_preferred';
       const delegation = delegationOf(request);
       if (request.speculative) request = speculate(request);
+      checkModelsKnown(request);
       const promptId = promptIdOf(request);
       const recorded = await recordedOutputs(promptId, request);
       const ids = new Set(request.actions.map((a) => a.id));
