@@ -275,6 +275,19 @@ describe('llm', () => {
     expect(messages.slice(1).map((m) => m.content)).toEqual(['A is ALPHA', 'noted', 'and B?']);
   });
 
+  it('gives the model the outputs of the actions it reads, before the prompt', async () => {
+    fast.script([{ content: 'critique' }]);
+    await run(
+      assignment('llm', {
+        prompt: 'Critique the summary.',
+        input: { fromActions: ['summarize'] },
+        inputs: { summarize: { value: { text: 'The nation was conceived in liberty.' } } },
+      }),
+    );
+    const messages = fast.requests.at(-1)!.body.messages as Array<{ role: string; content: string }>;
+    expect(messages.at(-1)!.content).toBe('Output of summarize:\nThe nation was conceived in liberty.\n\nCritique the summary.');
+  });
+
   it('abort cancels a slow request', async () => {
     fast.script([{ content: 'late', delayMs: 5_000 }]);
     const abort = new AbortController();

@@ -69,6 +69,7 @@ export function createExecutor(init: ExecutorInit): Executor {
           a,
           own as never,
           {
+            inputs,
             providers: init.providers ?? [],
             ...(init.delegation ? { delegation: init.delegation } : {}),
             ...(init.env ? { env: init.env } : {}),

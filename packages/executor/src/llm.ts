@@ -1,4 +1,5 @@
 import type { Assignment, LlmParams } from '@hermes-mesh/protocol';
+import { bytesOfOutput, type DependencyInputs } from './inputs.js';
 import { type ExecutorLogger, outputOf, permanent, type RunOptions, type RunResult, transient } from './types.js';
 
 export interface ProviderConfig {
@@ -106,6 +107,19 @@ export function delegationHeader(
   ].join('\n');
 }
 
+/** The prompt, after the outputs of the actions it reads (each also in `after`), labelled by action id. */
+function withInputs(params: LlmParams, inputs: DependencyInputs): string {
+  const ids = params.input?.fromActions ?? [];
+  if (ids.length === 0) return params.prompt;
+  const parts = ids.map(
+    (id) =>
+      `Output of ${id}:\n${bytesOfOutput(inputs[id]?.value ?? '(none)')
+        .toString('utf8')
+        .trim()}`,
+  );
+  return `${parts.join('\n\n')}\n\n${params.prompt}`;
+}
+
 function chatUrl(baseUrl: string): string {
   const base = baseUrl.replace(/\/+$/, '');
   return `${base.endsWith('/v1') ? base : `${base}/v1`}/chat/completions`;
@@ -115,6 +129,7 @@ export async function runLlm(
   assignment: Assignment,
   params: LlmParams,
   ctx: {
+    inputs?: DependencyInputs;
     providers: ProviderConfig[];
     delegation?: DelegationDefaults;
     env?: NodeJS.ProcessEnv;
@@ -143,7 +158,7 @@ export async function runLlm(
   const messages = [
     ...(system ? [{ role: 'system', content: system }] : []),
     ...(params.history ?? []),
-    { role: 'user', content: params.prompt },
+    { role: 'user', content: withInputs(params, ctx.inputs ?? {}) },
   ];
   const effort = params.reasoningEffort ?? ctx.delegation?.reasoningEffort;
   const body: Record<string, unknown> = { model: resolved.model, messages };

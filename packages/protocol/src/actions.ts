@@ -34,6 +34,8 @@ export const LlmParams = Type.Object(
     maxTokens: Type.Optional(Int(1, 1_000_000)),
     /** 'json' asks the model for a JSON object and fails the action if it does not return one. */
     responseFormat: Type.Optional(Type.Union([Type.Literal('text'), Type.Literal('json')])),
+    /** Outputs of these actions (each also listed in `after`) are given to the model before the prompt. */
+    input: Type.Optional(Type.Object({ fromActions: List(Str(128, 1), 256) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
