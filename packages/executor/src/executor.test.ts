@@ -285,7 +285,9 @@ describe('llm', () => {
       }),
     );
     const messages = fast.requests.at(-1)!.body.messages as Array<{ role: string; content: string }>;
-    expect(messages.at(-1)!.content).toBe('Output of summarize:\nThe nation was conceived in liberty.\n\nCritique the summary.');
+    expect(messages.at(-1)!.content).toBe(
+      'Output of summarize:\nThe nation was conceived in liberty.\n\nCritique the summary.',
+    );
   });
 
   it('abort cancels a slow request', async () => {
