@@ -168,18 +168,23 @@ export function buildProgram(): Command {
       '--speculative',
       'also run each llm action on the cheapest capable model: a fast answer first, the expert one later',
     )
+    .option(
+      '--autonomous',
+      "when an action fails for good, let the coordinator's verifier model propose a fallback instead of waiting for you",
+    )
     .option('--async', 'print the goal id and return at once')
     .option('--json', 'print JSON')
     .action(async (text: string | undefined, opts) => {
       const api = client(program);
       if (!opts.plan && !text) throw new ApiError('give a goal in words or --plan FILE', EXIT.badInput);
-      let request: GoalRequest | { text: string };
+      let request: GoalRequest | { text: string; speculative?: boolean; autonomous?: boolean };
       if (opts.plan) {
         request = withOverrides(await loadPlanFile(opts.plan), opts);
-        if (opts.speculative) request.speculative = true;
       } else {
-        request = { text: text!, ...(opts.speculative ? { speculative: true } : {}) };
+        request = { text: text! };
       }
+      if (opts.speculative) request.speculative = true;
+      if (opts.autonomous) request.autonomous = true;
       const { goalId } = await api.post<{ goalId: string }>('/v1/goals', request);
       if (opts.async) {
         print(Boolean(opts.json), { goalId }, () => goalId);

@@ -5,7 +5,13 @@ import type { Placer } from './service.js';
 export function schedulerPlacer(options: SchedulerOptions = {}): Placer {
   return (nodes, requests) =>
     placeActions(
-      nodes.map((n) => ({ advert: n.advert, alive: true, inFlight: n.inFlight, inFlightModels: n.inFlightModels })),
+      nodes.map((n) => ({
+        advert: n.advert,
+        alive: true,
+        inFlight: n.inFlight,
+        othersBusy: n.othersBusy,
+        inFlightModels: n.inFlightModels,
+      })),
       requests.map((r) => ({
         actionId: r.actionId,
         kind: r.kind,

@@ -2,7 +2,7 @@ import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership } from '@hermes-mesh/mesh';
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { withOverrides } from './plan.js';
 import { type Coordinator, SubmitError, specOf } from './service.js';
 import { GoalRequest, Policy } from './spec.js';
@@ -30,6 +30,7 @@ const TextGoal = Type.Object(
     model: Type.Optional(Type.String({ minLength: 1 })),
     reasoningEffort: Type.Optional(Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high')])),
     speculative: Type.Optional(Type.Boolean()),
+    autonomous: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -71,9 +72,21 @@ function goalView(deps: RoutesDeps, goalId: string) {
 export function registerRoutes(deps: RoutesDeps): void {
   const { app, ledger, coordinator } = deps;
 
+  /** Submits, turning a refusal into its status code: 403 refused, 404 unknown parent, 400 invalid. */
+  async function submitOrRefuse(request: GoalRequest, reply: FastifyReply, extra: Record<string, unknown> = {}) {
+    try {
+      const { goalId, mode } = await coordinator.submit(request);
+      return reply.code(201).send({ goalId, mode, ...extra });
+    } catch (err) {
+      if (!(err instanceof SubmitError)) throw err;
+      const status = err.code === 'not-found' ? 404 : err.code === 'refused' ? 403 : 400;
+      return reply.code(status).send({ error: err.message });
+    }
+  }
+
   app.post('/v1/goals', async (req, reply) => {
     if (checkText.Check(req.body)) {
-      const { text, speculative, ...overrides } = req.body;
+      const { text, speculative, autonomous, ...overrides } = req.body;
       if (!deps.decompose) {
         return reply.code(400).send({
           error: 'free-text goals need a planner model',
@@ -83,22 +96,18 @@ export function registerRoutes(deps: RoutesDeps): void {
       const planned = await deps.decompose(text);
       if (!planned.ok)
         return reply.code(422).send({ error: 'the planner model gave no valid plan', details: planned.problems });
-      const request = withOverrides(planned.request, overrides);
-      const { goalId } = await coordinator.submit(speculative ? { ...request, speculative } : request);
-      return reply.code(201).send({ goalId, planFile: planned.planFile });
+      const request = {
+        ...withOverrides(planned.request, overrides),
+        ...(speculative ? { speculative } : {}),
+        ...(autonomous ? { autonomous } : {}),
+      };
+      return submitOrRefuse(request, reply, { planFile: planned.planFile });
     }
     if (!checkGoal.Check(req.body)) {
       const errors = [...checkGoal.Errors(req.body)].slice(0, 10).map((e) => `${e.path || '/'}: ${e.message}`);
       return reply.code(400).send({ error: 'invalid goal', details: errors });
     }
-    try {
-      const { goalId, mode } = await coordinator.submit(req.body);
-      return reply.code(201).send({ goalId, mode });
-    } catch (err) {
-      if (!(err instanceof SubmitError)) throw err;
-      const status = err.code === 'not-found' ? 404 : err.code === 'refused' ? 403 : 400;
-      return reply.code(status).send({ error: err.message });
-    }
+    return submitOrRefuse(req.body, reply);
   });
 
   app.get<{ Querystring: { state?: string; limit?: string } }>('/v1/goals', async (req) => {

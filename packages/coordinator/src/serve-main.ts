@@ -20,11 +20,19 @@ export async function serve(flags: string[]): Promise<void> {
   });
 }
 
-/** HERMES_LLM_URL (OpenAI-compatible, e.g. http://127.0.0.1:11434/v1), HERMES_LLM_MODEL, HERMES_LLM_API_KEY. */
+/**
+ * HERMES_LLM_URL (OpenAI-compatible, e.g. http://127.0.0.1:11434/v1), HERMES_LLM_MODEL, HERMES_LLM_API_KEY: the
+ * planner of free-text goals and, unless HERMES_VERIFIER_MODEL names another model there, the verifier of
+ * autonomous goals.
+ */
 function plannerFromEnv() {
   const baseUrl = process.env.HERMES_LLM_URL;
   const model = process.env.HERMES_LLM_MODEL;
   if (!baseUrl || !model) return {};
   const apiKey = process.env.HERMES_LLM_API_KEY;
-  return { planner: { baseUrl, model, ...(apiKey ? { apiKey } : {}) } };
+  const endpoint = { baseUrl, ...(apiKey ? { apiKey } : {}) };
+  return {
+    planner: { ...endpoint, model },
+    verifier: { ...endpoint, model: process.env.HERMES_VERIFIER_MODEL || model },
+  };
 }

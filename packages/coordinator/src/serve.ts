@@ -1,7 +1,14 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DaemonPlugin } from '@hermes-mesh/daemon';
-import { decomposeGoal, flattenPlan, savePlan } from '@hermes-mesh/planner';
+import {
+  decomposeGoal,
+  type FailedAction,
+  flattenPlan,
+  type ModelEndpoint,
+  proposeFallback,
+  savePlan,
+} from '@hermes-mesh/planner';
 import { formatProblem } from '@hermes-mesh/protocol';
 import { goalRequestOf } from './plan.js';
 import { type RoutesDeps, registerRoutes } from './routes.js';
@@ -11,7 +18,9 @@ export interface CoordinatorPluginInit {
   place: Placer;
   models: (adverts: unknown[]) => unknown;
   /** The model that breaks free-text goals into plans (OpenAI-compatible); none: only plan files are taken. */
-  planner?: { baseUrl: string; model: string; apiKey?: string };
+  planner?: ModelEndpoint;
+  /** The model that proposes fallbacks for autonomous goals; none: autonomous goals are refused. */
+  verifier?: ModelEndpoint;
 }
 
 /** Free text -> a validated plan, saved under the data dir where the user can edit and resubmit it. */
@@ -31,6 +40,26 @@ function plannerFor(
   };
 }
 
+/** The verifier sees the exec allowlist and the models the mesh serves right now. */
+function verifierFor(endpoint: ModelEndpoint, ctx: Parameters<DaemonPlugin>[0]) {
+  return {
+    model: endpoint.model,
+    propose: (failed: FailedAction) =>
+      proposeFallback(failed, {
+        ...endpoint,
+        execCommands: Object.keys(ctx.config.exec),
+        models: [
+          ...new Set(
+            ctx.membership
+              .members()
+              .filter((m) => m.state === 'alive')
+              .flatMap((m) => m.advert.models.map((x) => x.name)),
+          ),
+        ],
+      }),
+  };
+}
+
 /** Mounts the coordinator on a node: the decision loop over the node's ledger and mesh, and its HTTP API. */
 export function coordinatorPlugin(init: CoordinatorPluginInit): DaemonPlugin {
   return async (ctx) => {
@@ -42,6 +71,7 @@ export function coordinatorPlugin(init: CoordinatorPluginInit): DaemonPlugin {
       logger: ctx.logger.child({ component: 'coordinator' }),
       startupGraceMs: ctx.config.deadAfterMs,
       recipesDir: ctx.config.dataDir,
+      ...(init.verifier ? { verifier: verifierFor(init.verifier, ctx) } : {}),
     });
     registerRoutes({
       app: ctx.api,

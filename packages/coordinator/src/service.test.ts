@@ -5,12 +5,13 @@ import { type ActionRunner, createWorker, type RunResult } from '@hermes-mesh/da
 import { createExecutor, createFakeOpenAIServer } from '@hermes-mesh/executor';
 import { createMemoryNetwork, createReplicator, type Ledger, openLedger } from '@hermes-mesh/ledger';
 import { createMembership, type Membership } from '@hermes-mesh/mesh';
+import { proposeFallback } from '@hermes-mesh/planner';
 import { type Assignment, sampleAdvert } from '@hermes-mesh/protocol';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/wait.js';
 import { schedulerPlacer } from './placer.js';
-import { type Coordinator, createCoordinator } from './service.js';
+import { type Coordinator, type CoordinatorInit, createCoordinator, SubmitError } from './service.js';
 import type { GoalRequest } from './spec.js';
 
 const logger = pino({ level: 'silent' });
@@ -69,6 +70,7 @@ async function cluster(
   workers: string[],
   runners = new Map<string, ActionRunner>(),
   recipesDir?: string,
+  extra: Partial<CoordinatorInit> = {},
 ): Promise<Cluster> {
   const network = createMemoryNetwork();
   const ledgers = new Map<string, Ledger>();
@@ -110,6 +112,7 @@ async function cluster(
       backoffMs: 10,
       startupGraceMs: 0,
       ...(recipesDir ? { recipesDir } : {}),
+      ...extra,
     });
   const c: Cluster = {
     ledgers,
@@ -376,6 +379,112 @@ describe('coordinator loop', () => {
     });
     await waitFor(() => goalState(c, silent.goalId) === 'FAILED', 'unanswered goal failed at the timeout');
     expect(ledger.action(`${silent.goalId}.bad`)?.state).toBe('TERMINATED');
+  });
+
+  it('autonomous: the verifier model replaces a failed action (its invalid answer sent back first), or gives up', async () => {
+    const llm = await createFakeOpenAIServer();
+    cleanup.push(() => llm.close());
+    const verifier = {
+      model: 'judge',
+      propose: (failed: Parameters<typeof proposeFallback>[0]) =>
+        proposeFallback(failed, { baseUrl: llm.url, model: 'judge', models: [] }),
+    };
+    const c = await cluster(['w1'], new Map(), undefined, { verifier });
+    const ledger = c.ledgers.get('coord')!;
+    const reply = (value: unknown) => ({ content: JSON.stringify(value) });
+    llm.script([
+      reply({ decision: 'replace', reason: 'try another way', action: null }),
+      reply({
+        decision: 'replace',
+        reason: 'hash the text in-process instead',
+        action: { kind: 'builtin', params: { name: 'sha256', input: { text: 'x' } }, after: null },
+      }),
+    ]);
+    const fixed = await c.coordinator.submit({
+      ...plan([{ id: 'fetch', script: { fail: 'permanent' } }]),
+      autonomous: true,
+    });
+    const fetch = `${fixed.goalId}.fetch`;
+    await waitFor(() => goalState(c, fixed.goalId) === 'COMPLETED', 'the fallback to complete the goal');
+    expect(states(ledger, fetch)).toEqual([
+      'ASSIGNED',
+      'IN_PROGRESS',
+      'ERROR',
+      'FALLBACK_REQUESTED',
+      'FALLBACK_RECEIVED',
+      'ASSIGNED',
+      'IN_PROGRESS',
+      'STATUS_VERIFICATION_REQUESTED',
+      'COMPLETED',
+    ]);
+    expect(ledger.action(fetch)).toMatchObject({
+      kind: 'builtin',
+      epoch: 2,
+      spec: { params: { name: 'sha256', input: { text: 'x' } }, fallbacks: 1, attemptsBefore: 1 },
+    });
+    expect(c.log).toContain(`start ${fetch}@2`);
+    // The verifier saw the failure, and its first (invalid) answer came back to it with the problem.
+    expect(llm.requests).toHaveLength(2);
+    expect(JSON.stringify(llm.requests[0]!.body.messages)).toContain('scripted permanent failure');
+    expect(JSON.stringify(llm.requests[1]!.body.messages)).toMatch(/needs the replacement action/);
+
+    llm.script([reply({ decision: 'abort', reason: 'the source is gone for good', action: null })]);
+    const hopeless = await c.coordinator.submit({
+      ...plan([{ id: 'fetch', script: { fail: 'permanent' } }]),
+      autonomous: true,
+    });
+    await waitFor(() => goalState(c, hopeless.goalId) === 'FAILED', 'the verifier to give up');
+    expect(ledger.action(`${hopeless.goalId}.fetch`)).toMatchObject({
+      state: 'TERMINATED',
+      reason: expect.stringMatching(/verifier judge: the source is gone for good/),
+    });
+
+    // No usable answer at all: a person decides, as without --autonomous.
+    llm.script([{ content: 'no idea' }, { content: 'none' }, { content: '{}' }]);
+    const stuck = await c.coordinator.submit({
+      ...plan([{ id: 'fetch', script: { fail: 'permanent' } }]),
+      autonomous: true,
+    });
+    const stuckId = `${stuck.goalId}.fetch`;
+    await waitFor(() => c.coordinator.waitingReason(stuckId), 'the verifier to fail');
+    expect(ledger.action(stuckId)?.state).toBe('FALLBACK_REQUESTED');
+    expect(c.coordinator.waitingReason(stuckId)).toMatch(/gave no usable fallback.*hermes-coord approve/);
+    expect(await c.coordinator.decide(stuckId, 'abort')).toBe('ok');
+    await waitFor(() => goalState(c, stuck.goalId) === 'FAILED', 'the person to abort');
+  });
+
+  it('autonomous goals are refused when the coordinator has no verifier model', async () => {
+    const c = await cluster(['w1']);
+    await expect(c.coordinator.submit({ ...plan([{ id: 'a' }]), autonomous: true })).rejects.toThrow(SubmitError);
+  });
+
+  it('a restarted coordinator asks the verifier again for an action it was asking about', async () => {
+    const llm = await createFakeOpenAIServer();
+    cleanup.push(() => llm.close());
+    // The first answer comes only after the coordinator that asked for it is gone.
+    llm.script([{ content: '{}', delayMs: 400 }]);
+    const verifier = {
+      model: 'judge',
+      propose: (failed: Parameters<typeof proposeFallback>[0]) =>
+        proposeFallback(failed, { baseUrl: llm.url, model: 'judge', models: [], maxAttempts: 1 }),
+    };
+    const c = await cluster(['w1'], new Map(), undefined, { verifier });
+    const ledger = c.ledgers.get('coord')!;
+    const { goalId } = await c.coordinator.submit({
+      ...plan([{ id: 'fetch', script: { fail: 'permanent' } }]),
+      autonomous: true,
+    });
+    await waitFor(() => llm.requests.length === 1, 'the verifier to be asked');
+    const replacement = {
+      decision: 'replace',
+      reason: 'noop will do',
+      action: { kind: 'builtin', params: { name: 'noop' } },
+    };
+    llm.script([{ content: JSON.stringify(replacement) }]);
+    await c.restartCoordinator();
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'the restarted coordinator to finish the goal');
+    expect(llm.requests).toHaveLength(2);
+    expect(ledger.action(`${goalId}.fetch`)).toMatchObject({ kind: 'builtin', spec: { params: { name: 'noop' } } });
   });
 
   it('speculative: a fast answer from the cheapest capable model, and the expert answer from the best one', async () => {

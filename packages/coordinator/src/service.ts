@@ -2,9 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type ActionRecipe, loadActionRecipe, saveRecipe } from '@hermes-mesh/executor';
 import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership, MeshNode } from '@hermes-mesh/mesh';
+import type { FailedAction, FallbackProposal } from '@hermes-mesh/planner';
 import type { Advert, Assignment, LedgerEvent } from '@hermes-mesh/protocol';
 import { PROTOCOLS } from '@hermes-mesh/protocol';
-import { chooseModel, rankMeshModels } from '@hermes-mesh/scheduler';
+import { chooseModel, freeSlots, rankMeshModels } from '@hermes-mesh/scheduler';
 import type { Logger } from 'pino';
 import {
   type ActionSpec,
@@ -13,6 +14,7 @@ import {
   type Delegation,
   type GoalRequest,
   ledgerActionId,
+  MAX_FALLBACKS,
   type Requirements,
 } from './spec.js';
 
@@ -21,6 +23,8 @@ export interface NodeView {
   advert: Advert;
   /** Actions this coordinator has assigned there and not yet seen finish. */
   inFlight: number;
+  /** Slots there busy with work this coordinator did not assign (see othersBusyOn). */
+  othersBusy: number;
   /** Models those in-flight llm actions use (their VRAM is reserved until the node shows them loaded). */
   inFlightModels: string[];
 }
@@ -58,6 +62,8 @@ export interface CoordinatorInit {
   assignTimeoutMs?: number;
   /** Where recipes are saved (prompts/ under it); without it goals neither create nor reuse recipes. */
   recipesDir?: string;
+  /** The verifier model of autonomous goals: what to do about an action that failed for good. */
+  verifier?: { model: string; propose: (failed: FailedAction) => Promise<FallbackProposal> };
 }
 
 export interface Coordinator {
@@ -69,6 +75,9 @@ export interface Coordinator {
   decide(actionId: string, decision: 'retry' | 'abort'): Promise<'ok' | 'not-found' | 'not-waiting'>;
   stop(): void;
 }
+
+/** How a FALLBACK_REQUESTED reason starts while the verifier model is asked (a restart asks again). */
+const VERIFIER_REASON = 'autonomous: asking the verifier model';
 
 const ACTIVE_ON_NODE = new Set(['ASSIGNED', 'IN_PROGRESS']);
 const DONE = new Set(['COMPLETED', 'TERMINATED', 'CANCELLED', 'RECIPE_REQUESTED', 'RECIPE_RECEIVED']);
@@ -152,6 +161,23 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       if (spec?.kind === 'llm' && spec.requires.model) out.push(spec.requires.model);
     }
     return out;
+  }
+
+  /** Per node, the advert last seen and how many of our actions were in flight there when it came. */
+  const advertSeen = new Map<string, { startedAt: number; seq: number; ours: number }>();
+
+  /**
+   * Slots busy with other coordinators' work: the advert's busy count less ours at the time it came. Ours
+   * finishing after the advert must not look like someone else's work, or freed slots would idle for up to a
+   * heartbeat. When the estimate is low, the node refuses the extra assignment and it is placed again.
+   */
+  function othersBusyOn(nodeId: string, advert: Advert): number {
+    let seen = advertSeen.get(nodeId);
+    if (!seen || seen.seq !== advert.seq || seen.startedAt !== advert.startedAt) {
+      seen = { startedAt: advert.startedAt, seq: advert.seq, ours: inFlight.get(nodeId)?.size ?? 0 };
+      advertSeen.set(nodeId, seen);
+    }
+    return Math.max(0, advert.slots.busy - seen.ours);
   }
 
   function clearInFlight(actionId: string) {
@@ -344,11 +370,6 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     }
   }
   if (candidates.size > 0) logger.info({ actions: candidates.size }, 'resuming unfinished goals from the ledger');
-  for (const id of candidates) {
-    const a = ledger.action(id);
-    const timeout = a ? specOf(a)?.approvalTimeoutMs : undefined;
-    if (a?.state === 'FALLBACK_REQUESTED' && timeout) armApprovalTimer(id, timeout - (Date.now() - a.updatedAt));
-  }
 
   /** Is this action's node gone (dead, left, or never seen again after our own restart)? */
   function nodeGone(node: string | undefined): boolean {
@@ -363,6 +384,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     );
   }
 
+  /** Attempts of the action as it now stands: a fallback starts a fresh count. */
+  function attemptsSinceFallback(action: Action): number {
+    return action.attempts - (specOf(action)?.attemptsBefore ?? 0);
+  }
+
   function readyToPlace(action: Action): boolean {
     const goal = ledger.goal(action.goalId);
     if (goal?.state !== 'ACTIVE' || goal.coordinator !== self) return false;
@@ -371,7 +397,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       state === 'PENDING' ||
       state === 'PREVIEW_APPROVED' ||
       state === 'FALLBACK_RECEIVED' ||
-      (state === 'ERROR' && action.reason === 'retryable' && action.attempts < maxAttempts) ||
+      (state === 'ERROR' && action.reason === 'retryable' && attemptsSinceFallback(action) < maxAttempts) ||
       (ACTIVE_ON_NODE.has(state) && nodeGone(action.node));
     if (!placeable) return false;
     return action.dependsOn.every((dep) => ledger.action(dep)?.state === 'COMPLETED');
@@ -398,13 +424,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         .map((m) => ({
           advert: m.advert,
           inFlight: inFlight.get(m.nodeId)?.size ?? 0,
+          othersBusy: othersBusyOn(m.nodeId, m.advert),
           inFlightModels: modelsInFlight(m.nodeId),
         }));
       // Only as many as there are free slots go to placement; the rest wait for a slot to free, cheaply.
-      const free = nodes.reduce(
-        (s, n) => s + Math.max(0, n.advert.slots.total - Math.max(n.advert.slots.busy, n.inFlight)),
-        0,
-      );
+      const free = nodes.reduce((s, n) => s + freeSlots(n), 0);
       const held = ready.splice(free);
       for (const a of held) {
         slotWaiters.add(a.id);
@@ -625,8 +649,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         clearInFlight(action.id);
         const spec = specOf(action);
         const allowed = Math.min(maxAttempts, 1 + (spec?.retries ?? maxAttempts - 1));
-        if (action.reason === 'retryable' && action.attempts < allowed) {
-          later(action.id, backoffMs * 2 ** (action.attempts - 1));
+        const attempts = attemptsSinceFallback(action);
+        if (action.reason === 'retryable' && attempts < allowed) {
+          later(action.id, backoffMs * 2 ** (attempts - 1));
+        } else if (spec?.autonomous && init.verifier && (spec.fallbacks ?? 0) < MAX_FALLBACKS) {
+          void askVerifier(action);
         } else if ((spec?.approvalTimeoutMs ?? 0) > 0) {
           void askForApproval(action, spec!.approvalTimeoutMs!);
         } else {
@@ -645,6 +672,99 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         break;
       default:
     }
+  }
+
+  // ---- autonomous goals: a verifier model proposes a fallback for an action that failed for good ----
+  async function askVerifier(action: Action) {
+    const verifier = init.verifier!;
+    const spec = specOf(action)!;
+    // Recorded first, so watch shows what is happening and a restarted coordinator asks again.
+    await ledger.append({
+      type: 'action.state',
+      goalId: action.goalId,
+      actionId: action.id,
+      epoch: action.epoch,
+      state: 'FALLBACK_REQUESTED',
+      data: {
+        reason: `${VERIFIER_REASON} ${verifier.model} for a fallback`,
+        ...(action.error ? { error: action.error.slice(0, 16_000) } : {}),
+      },
+    });
+    await consultVerifier(action.id, spec.approvalTimeoutMs ?? 0);
+  }
+
+  async function consultVerifier(actionId: string, approvalTimeoutMs: number) {
+    const verifier = init.verifier!;
+    const asked = ledger.action(actionId)!;
+    const spec = specOf(asked)!;
+    // Meanwhile a person may still decide; after the approval timeout, no answer means abort.
+    if (approvalTimeoutMs > 0) armApprovalTimer(actionId, approvalTimeoutMs - (Date.now() - asked.updatedAt));
+    let proposal: FallbackProposal;
+    try {
+      proposal = await verifier.propose(failureOf(asked));
+    } catch (err) {
+      proposal = {
+        ok: false,
+        attempts: 0,
+        problems: [{ file: 'verifier', line: 0, column: 0, field: '', message: String(err) }],
+      };
+    }
+    const now = ledger.action(actionId);
+    // A person decided, the goal was cancelled, or the coordinator stopped while the model thought.
+    if (stopped || now?.state !== 'FALLBACK_REQUESTED' || now.epoch !== asked.epoch) return;
+    if (!proposal.ok) {
+      const why = proposal.problems.map((p) => `${p.field ? `${p.field}: ` : ''}${p.message}`).join('; ');
+      logger.warn({ action: actionId, why }, 'the verifier model gave no usable fallback: waiting for a person');
+      waiting.set(
+        actionId,
+        `the verifier model ${verifier.model} gave no usable fallback (${why.slice(0, 500)}): hermes-coord approve ${actionId} or --abort`,
+      );
+      if (approvalTimeoutMs === 0) await decide(actionId, 'abort', `the verifier gave no usable fallback: ${why}`);
+      return;
+    }
+    const reason = `verifier ${verifier.model}: ${proposal.reason}`.slice(0, 4000);
+    if (proposal.decision === 'abort') {
+      await decide(actionId, 'abort', reason);
+      return;
+    }
+    clearTimeout(approvalTimers.get(actionId));
+    approvalTimers.delete(actionId);
+    waiting.delete(actionId);
+    const replacement = proposal.action;
+    const next: ActionSpec = {
+      ...spec,
+      kind: replacement.kind,
+      params: replacement.params,
+      timeoutMs: replacement.timeoutMs,
+      retries: replacement.retries,
+      requires: replacement.requires,
+      fallbacks: (spec.fallbacks ?? 0) + 1,
+      attemptsBefore: now.attempts,
+    };
+    logger.info({ action: actionId, kind: next.kind, reason }, 'the verifier proposed a fallback');
+    await ledger.append({
+      type: 'action.state',
+      goalId: now.goalId,
+      actionId,
+      epoch: now.epoch,
+      state: 'FALLBACK_RECEIVED',
+      data: { reason, kind: next.kind, spec: next },
+    });
+  }
+
+  /** What the verifier is shown: the goal, the action as planned, its error and its dependencies' results. */
+  function failureOf(action: Action): FailedAction {
+    const spec = specOf(action)!;
+    return {
+      goal: ledger.goal(action.goalId)?.text ?? '',
+      action: { id: spec.planId, kind: spec.kind, params: spec.params, description: action.description },
+      error: action.error ?? 'failed',
+      attempts: attemptsSinceFallback(action),
+      dependencies: action.dependsOn.map((dep) => {
+        const d = ledger.action(dep);
+        return { id: (d && specOf(d)?.planId) ?? dep, summary: d?.output?.summary ?? '' };
+      }),
+    };
   }
 
   // ---- a failed action waits for a person: retry or abort, within a timeout ----
@@ -748,6 +868,16 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     for (const a of open) clearInFlight(a.id);
   }
 
+  // Resumed actions that were waiting for a decision wait again (after every const above exists).
+  for (const id of candidates) {
+    const a = ledger.action(id);
+    if (a?.state !== 'FALLBACK_REQUESTED') continue;
+    const timeout = specOf(a)?.approvalTimeoutMs ?? 0;
+    // The verifier's answer was lost with the previous process: ask again.
+    if (init.verifier && a.reason?.startsWith(VERIFIER_REASON)) void consultVerifier(id, timeout);
+    else if (timeout) armApprovalTimer(id, timeout - (Date.now() - a.updatedAt));
+  }
+
   const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
     for (const { event } of entries) {
       if (event.actionId !== undefined && (event.type === 'action.state' || event.type === 'action.created')) {
@@ -780,6 +910,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const goalId = newGoalId();
       const policy = request.policy ?? 'local_preferred';
       const delegation = delegationOf(request);
+      if (request.autonomous && !init.verifier) {
+        throw new SubmitError(
+          'autonomous goals need a verifier model: start the coordinator with HERMES_LLM_URL and HERMES_LLM_MODEL (or HERMES_VERIFIER_MODEL) set',
+          'refused',
+        );
+      }
       if (request.speculative) request = speculate(request);
       checkModelsKnown(request);
       const promptId = promptIdOf(request);
@@ -810,6 +946,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
             policy,
             delegation,
             approvalTimeoutMs: request.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
+            ...(request.autonomous ? { autonomous: true } : {}),
           };
           return {
             type: 'action.created' as const,

@@ -48,6 +48,11 @@ export const ActionSpec = Type.Object({
   delegation: Type.Optional(Delegation),
   /** After its last attempt fails, how long the action waits for a person to retry or abort it; 0 fails at once. */
   approvalTimeoutMs: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** After its last attempt fails, a verifier model proposes a fallback before any person is asked. */
+  autonomous: Type.Optional(Type.Boolean()),
+  /** Fallbacks this action has had (each replaces the spec), and its attempts before the latest one. */
+  fallbacks: Type.Optional(Type.Integer({ minimum: 0 })),
+  attemptsBefore: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 export type ActionSpec = Static<typeof ActionSpec>;
 
@@ -61,6 +66,11 @@ export const GoalRequest = Type.Object(
      * (as `<id>~fast`), while the action itself runs on the best one; the fast answer shows up first.
      */
     speculative: Type.Optional(Type.Boolean()),
+    /**
+     * Autonomous: an action that fails for good goes to the coordinator's verifier model, which proposes a
+     * replacement (or gives up) instead of stopping for a person; only when it cannot does a person decide.
+     */
+    autonomous: Type.Optional(Type.Boolean()),
     /** After an action's last attempt fails, how long to wait for a person's retry/abort (default 10 min; 0: fail). */
     approvalTimeoutMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 24 * 3600 * 1000 })),
     /** Set when an agent delegates this goal: its depth, the limit, and whether the goal may delegate further. */
@@ -101,6 +111,9 @@ export const GoalRequest = Type.Object(
   { additionalProperties: false },
 );
 export type GoalRequest = Static<typeof GoalRequest>;
+
+/** Fallbacks a verifier may propose for one action before a person has to decide. */
+export const MAX_FALLBACKS = 2;
 
 /** Ledger action ids are mesh-wide: the goal id namespaces the plan's own ids. */
 export function ledgerActionId(goalId: string, planId: string): string {

@@ -59,6 +59,9 @@ const EVENT_SPECS = {
       node: Type.Optional(Str(128, 1)),
       reason: Type.Optional(Str(4096)),
       error: Type.Optional(Str(16_384)),
+      /** FALLBACK_RECEIVED only: a replacement for the failed action (its kind and the coordinator's spec). */
+      kind: Type.Optional(Str(32, 1)),
+      spec: Type.Optional(Type.Unknown()),
     }),
   },
   /** Where the result of the current epoch lies, with a text summary that search indexes. */

@@ -140,6 +140,64 @@ describe('fold', () => {
   });
 });
 
+describe('fallback replacement', () => {
+  const failed = (): Entity<Action> => ({
+    key: 'a',
+    entries: [],
+    rejected: new Map(),
+    view: {
+      id: 'a',
+      goalId: 'g',
+      flowId: 'f',
+      kind: 'exec',
+      description: 'x',
+      dependsOn: [],
+      spec: { kind: 'exec', params: { command: 'false' } },
+      state: 'FALLBACK_REQUESTED',
+      epoch: 3,
+      node: 'worker-1',
+      attempts: 3,
+      createdAt: 1,
+      updatedAt: 1,
+    },
+  });
+  const event = (state: 'FALLBACK_RECEIVED' | 'TERMINATED', origin = 'coord'): LedgerEvent => ({
+    origin,
+    seq: 9,
+    lamport: 50,
+    ts: 7,
+    type: 'action.state',
+    goalId: 'g',
+    actionId: 'a',
+    epoch: 3,
+    state,
+    data: { reason: 'verifier: use the builtin', kind: 'builtin', spec: { kind: 'builtin', params: { name: 'noop' } } },
+  });
+  const context = { coordinatorOf: () => 'coord' };
+
+  it('FALLBACK_RECEIVED from the coordinator replaces the kind and spec', () => {
+    const entity = failed();
+    expect(applyActionEvent(entity, event('FALLBACK_RECEIVED'), context)).toBeUndefined();
+    expect(entity.view).toMatchObject({
+      state: 'FALLBACK_RECEIVED',
+      kind: 'builtin',
+      spec: { params: { name: 'noop' } },
+    });
+  });
+
+  it('no other transition, and no worker, may replace the action', () => {
+    for (const [state, origin] of [
+      ['TERMINATED', 'coord'],
+      ['FALLBACK_RECEIVED', 'worker-1'],
+    ] as const) {
+      const entity = failed();
+      const before = structuredClone(entity.view);
+      expect(applyActionEvent(entity, event(state, origin), context)).toBeDefined();
+      expect(entity.view).toEqual(before);
+    }
+  });
+});
+
 /** Events from workers naming an epoch below the action's final one, at random places in Lamport order. */
 function staleEvents(base: LedgerEvent[], actions: Action[], injections: Array<[number, number, number, boolean]>) {
   const seqs = new Map<string, number>();

@@ -280,6 +280,8 @@ function applyTransition(action: Action, event: LedgerEvent, roles: Set<Role>): 
     if (!mayWrite(to, roles)) return `${event.origin} may not set ${to} (epoch ${epoch} belongs to ${action.node})`;
   }
   if (!isLegalTransition(action.state, to)) return `illegal transition ${action.state} -> ${to}`;
+  const replaces = data.spec !== undefined || data.kind !== undefined;
+  if (replaces && to !== 'FALLBACK_RECEIVED') return `only FALLBACK_RECEIVED may replace the action, not ${to}`;
   action.state = to;
   action.updatedAt = event.ts;
   switch (to) {
@@ -299,6 +301,11 @@ function applyTransition(action: Action, event: LedgerEvent, roles: Set<Role>): 
       break;
     case 'ERROR':
       action.error = data.error ?? data.reason ?? 'error';
+      break;
+    case 'FALLBACK_RECEIVED':
+      // A fallback may run something else in the failed action's place (same id, same dependencies).
+      if (data.kind !== undefined) action.kind = data.kind;
+      if (data.spec !== undefined) action.spec = data.spec;
       break;
     default:
       if (FINAL_STATES.has(to) || to === 'COMPLETED') action.finishedAt = event.ts;

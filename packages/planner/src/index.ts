@@ -18,6 +18,13 @@ export {
 export { type DecomposeOptions, type DecomposeResult, decomposeGoal, plannerSystemPrompt } from './decompose.js';
 export { type DurationResult, MAX_TIMEOUT_MS, parseDuration } from './duration.js';
 export {
+  checkFallbackReply,
+  type FailedAction,
+  type FallbackOptions,
+  type FallbackProposal,
+  proposeFallback,
+} from './fallback.js';
+export {
   DEFAULT_POLICY,
   DEFAULT_RETRIES,
   DEFAULT_TIMEOUT_MS,
@@ -36,7 +43,8 @@ export {
   type TopologicalResult,
   topologicalOrder,
 } from './graph.js';
-export { dropNulls, planResponseSchema } from './response-schema.js';
+export type { ModelEndpoint } from './model-call.js';
+export { dropNulls, fallbackResponseSchema, planResponseSchema } from './response-schema.js';
 export { savePlan, stringifyPlan } from './save.js';
 export * from './schema.js';
 export {

@@ -12,16 +12,8 @@ import { PlanAction, PlanFlow, Plan as PlanSchema } from './schema.js';
  * Whatever the model returns is still validated exactly like a file.
  */
 export function planResponseSchema(): Record<string, unknown> {
-  const { labels: _labels, kind: _kind, params: _params, id, description, after, ...placement } = PlanAction.properties;
-  // Id and kind first: a model writes fields in schema order, and the kind decides what the params are.
-  const actionVariants = Object.entries(PARAMS_BY_KIND).map(([kind, params]) =>
-    Type.Object(
-      { id, kind: Type.Literal(kind), description, after, params, ...placement },
-      { additionalProperties: false },
-    ),
-  );
   const flow = Type.Object(
-    { ...PlanFlow.properties, actions: Type.Array(Type.Union(actionVariants), { minItems: 1 }) },
+    { ...PlanFlow.properties, actions: Type.Array(Type.Union(actionVariants()), { minItems: 1 }) },
     { additionalProperties: false },
   );
   const plan = Type.Object(
@@ -29,6 +21,32 @@ export function planResponseSchema(): Record<string, unknown> {
     { additionalProperties: false },
   );
   return toStrictJsonSchema(plan);
+}
+
+/** One action shape per kind, with that kind's real params schema. */
+function actionVariants(): TSchema[] {
+  const { labels: _labels, kind: _kind, params: _params, id, description, after, ...placement } = PlanAction.properties;
+  // Id and kind first: a model writes fields in schema order, and the kind decides what the params are.
+  return Object.entries(PARAMS_BY_KIND).map(([kind, params]) =>
+    Type.Object(
+      { id, kind: Type.Literal(kind), description, after, params, ...placement },
+      { additionalProperties: false },
+    ),
+  );
+}
+
+/** A verifier's answer to a failed action: replace it with another action, or give up (strict, as above). */
+export function fallbackResponseSchema(): Record<string, unknown> {
+  return toStrictJsonSchema(
+    Type.Object(
+      {
+        decision: Type.Union([Type.Literal('replace'), Type.Literal('abort')]),
+        reason: Type.String({ minLength: 1, maxLength: 4000 }),
+        action: Type.Optional(Type.Union(actionVariants())),
+      },
+      { additionalProperties: false },
+    ),
+  );
 }
 
 /** Keywords strict structured output rejects; the validation of the reply enforces them anyway. */

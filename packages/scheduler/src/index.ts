@@ -3,6 +3,7 @@ export {
   CHECKS,
   DEFAULT_SCORE_WEIGHTS,
   explain,
+  freeSlots,
   type NodeSnapshot,
   type Placement,
   type PlacementRequest,

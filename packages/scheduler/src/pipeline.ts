@@ -9,6 +9,12 @@ export interface NodeSnapshot {
   suspect?: boolean;
   /** Slots this scheduler's owner already holds there (assigned, not yet visible as busy in the advert). */
   inFlight?: number;
+  /**
+   * Slots taken there by work the owner did not assign, when it can tell (the advert's busy count less the owner's
+   * own actions it counted). With it, free slots are total - inFlight - othersBusy: the advert is up to a heartbeat
+   * old, and trusting its busy count would keep slots the owner's finished actions freed idle until the next one.
+   */
+  othersBusy?: number;
   /** Models of the llm actions in flight there: their VRAM stays reserved until the advert shows them loaded. */
   inFlightModels?: string[];
 }
@@ -185,17 +191,25 @@ export const SCORES: ReadonlyArray<[name: keyof ScoreWeights, score: (n: NodeSta
 ];
 
 /**
- * A node's capacity for this batch. The reconciliation rule, so a reservation is never counted twice:
- * busy slots are max(advert's busy, our in-flight), since the advert lags behind our assignments but may also
- * count other coordinators' work; an in-flight model's VRAM is reserved only while the advert still shows it
- * not loaded (once loaded, the advert's free VRAM already reflects it).
+ * Free slots on a node, by the reconciliation rule that never counts a reservation twice: with `othersBusy`
+ * known, our in-flight plus others' work; without it, max(advert's busy, our in-flight), since the advert lags
+ * behind our assignments but may also count other coordinators' work.
+ */
+export function freeSlots(s: Pick<NodeSnapshot, 'advert' | 'inFlight' | 'othersBusy'>): number {
+  const { total, busy } = s.advert.slots;
+  const reserved = s.othersBusy === undefined ? Math.max(busy, s.inFlight ?? 0) : (s.inFlight ?? 0) + s.othersBusy;
+  return Math.max(0, total - reserved);
+}
+
+/**
+ * A node's capacity for this batch: free slots as above; an in-flight model's VRAM is reserved only while the
+ * advert still shows it not loaded (once loaded, the advert's free VRAM already reflects it).
  */
 function initialState(s: NodeSnapshot, vramOverhead: number): NodeState {
   const a = s.advert;
-  const reserved = Math.max(a.slots.busy, s.inFlight ?? 0);
   const state: NodeState = {
     snapshot: s,
-    freeSlots: Math.max(0, a.slots.total - reserved),
+    freeSlots: freeSlots(s),
     freeVram: a.gpus.map((g) => g.vramFree),
     placedInBatch: 0,
   };

@@ -95,6 +95,11 @@ export async function createFakeOpenAIServer(
     script(replies) {
       queue = [...replies];
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // Keep-alive clients and delayed replies must not hold a test's clean-up for seconds.
+        server.closeAllConnections();
+      }),
   };
 }
