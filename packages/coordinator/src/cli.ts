@@ -88,7 +88,8 @@ async function follow(api: ApiClient, goalId: string | undefined, json: boolean,
       const action = e.actionId?.slice((e.goalId?.length ?? -1) + 1) ?? '';
       if (e.type === 'action.state') {
         const node = e.data?.node ? ` on ${names.get(e.data.node) ?? e.data.node.slice(-6)}` : '';
-        const why = e.data?.error ?? e.data?.reason;
+        // An error line says what failed; every later line says what happens about it.
+        const why = e.state === 'ERROR' ? (e.data?.error ?? e.data?.reason) : (e.data?.reason ?? e.data?.error);
         process.stdout.write(
           `${time}  ${action.padEnd(16)} ${e.state}${node}${why ? `  (${why.slice(0, 120)})` : ''}\n`,
         );

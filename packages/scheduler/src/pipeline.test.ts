@@ -1,7 +1,7 @@
 import { type Advert, type ModelInfo, sampleAdvert } from '@hermes-mesh/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type NodeSnapshot, type PlacementRequest, placeActions } from './pipeline.js';
+import { freeSlots, type NodeSnapshot, type PlacementRequest, placeActions } from './pipeline.js';
 
 const GiB = 2 ** 30;
 
@@ -167,6 +167,20 @@ const arbRequests = fc
     { maxLength: 30 },
   )
   .map((requests) => requests.map((r, i) => ({ ...r, actionId: `r${i}` })));
+
+describe('free slots', () => {
+  it('without others’ work known, trust the larger of the advert’s busy count and our in-flight', () => {
+    expect(freeSlots(node('n', { slots: { total: 8, busy: 6 } }, { inFlight: 2 }))).toBe(2);
+    expect(freeSlots(node('n', { slots: { total: 8, busy: 1 } }, { inFlight: 5 }))).toBe(3);
+  });
+
+  it('with others’ work known, a stale advert does not hide the slots our finished actions freed', () => {
+    // The advert said 8 busy, all ours; 6 of ours have finished since: 6 slots are free now.
+    expect(freeSlots(node('n', { slots: { total: 8, busy: 8 } }, { inFlight: 2, othersBusy: 0 }))).toBe(6);
+    expect(freeSlots(node('n', { slots: { total: 8, busy: 8 } }, { inFlight: 2, othersBusy: 5 }))).toBe(1);
+    expect(freeSlots(node('n', { slots: { total: 8, busy: 8 } }, { inFlight: 6, othersBusy: 5 }))).toBe(0);
+  });
+});
 
 describe('placement properties', () => {
   it('never exceeds a node’s free slots or free VRAM, counting reservations across the batch', () => {
