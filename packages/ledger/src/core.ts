@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ActionState, LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
 import { canonicalJson, sameValue } from './canonical.js';
+import { LogEntry } from './codec.js';
 import { checkSemantics, type EventType, scopeOf } from './events.js';
 import {
   type Action,
@@ -12,7 +13,6 @@ import {
   type Entity,
   type FoldContext,
   type Goal,
-  type LogEntry,
   type NodeRecord,
   refold,
 } from './fold.js';
@@ -69,6 +69,8 @@ export interface FoldImage {
   actions: EntityImage<Action>[];
   nodes: EntityImage<NodeRecord>[];
   unroutable: Array<[number, string]>;
+  /** Every goal id an action's events named, with those actions (created or not). */
+  goalRefs: Array<[goalId: string, actionIds: string[]]>;
 }
 
 type EntityImage<V> = [key: string, view: V | undefined, positions: number[], rejected: Array<[number, string]>];
@@ -98,10 +100,11 @@ export class LedgerCore {
   private readonly unroutable = new Map<LogEntry, string>();
   /** Every action id an event has named under a goal, created or not: re-folded when the goal changes. */
   private readonly actionIdsByGoalRef = new Map<string, Set<string>>();
-  private readonly actionsByGoal = new Map<string, Set<string>>();
-  private readonly actionsByNode = new Map<string, Set<string>>();
-  private readonly actionsByState = new Map<string, Set<string>>();
-  private searchIndex = new SearchIndex();
+  /**
+   * Query indexes derived from the views alone (actions by goal, node, state; full-text search). After an open
+   * they are built on the first query that needs them, then kept up to date by the fold; undefined until then.
+   */
+  private indexes: Indexes | undefined = emptyIndexes();
   private readonly conflictLog: SeqConflict[] = [];
   private readonly context: FoldContext = {
     coordinatorOf: (goalId) => this.goals.get(goalId)?.view?.coordinator,
@@ -192,16 +195,33 @@ export class LedgerCore {
 
   /** Places an event in its origin's log at the next position, without folding (restore from storage). */
   appendEntry(event: LedgerEvent, size: number): LogEntry {
-    const entry: LogEntry = { event, position: this.byPosition.length + 1, size };
+    const entry = new LogEntry(this.byPosition.length + 1, size, event.origin, event.seq, event);
+    this.logOf(event.origin).push(entry);
     this.byPosition.push(entry);
-    let log = this.logs.get(event.origin);
-    if (!log) {
-      log = [];
-      this.logs.set(event.origin, log);
-    }
-    log.push(entry);
     if (event.lamport > this.clock) this.clock = event.lamport;
     return entry;
+  }
+
+  /**
+   * Places a stored event of `origin` at the next position and next seq without decoding it: its bytes are
+   * `segment[offset, offset + size)`, decoded when first read. The caller restores the fold (and the Lamport
+   * clock) from a snapshot covering it.
+   */
+  appendStored(origin: string, size: number, segment: Buffer, offset: number): LogEntry {
+    const log = this.logOf(origin);
+    const entry = new LogEntry(this.byPosition.length + 1, size, origin, log.length + 1, undefined, segment, offset);
+    log.push(entry);
+    this.byPosition.push(entry);
+    return entry;
+  }
+
+  private logOf(origin: string): LogEntry[] {
+    let log = this.logs.get(origin);
+    if (!log) {
+      log = [];
+      this.logs.set(origin, log);
+    }
+    return log;
   }
 
   foldEntry(entry: LogEntry): void {
@@ -238,10 +258,12 @@ export class LedgerCore {
     const goalId = entry.event.goalId!;
     const before = this.goals.get(goalId)?.view;
     const coordinatorBefore = before?.coordinator;
-    const textBefore = before && goalText(before);
+    const textBefore = before && this.indexes && goalText(before);
     const entity = this.addTo(this.goals, goalId, entry, applyGoalEvent);
     const after = entity.view;
-    if (after && goalText(after) !== textBefore) this.searchIndex.setDocument('goal', goalId, goalText(after));
+    if (after && this.indexes && goalText(after) !== textBefore) {
+      this.indexes.search.setDocument('goal', goalId, goalText(after));
+    }
     // The coordinator decides which action events count: when it changes, so may every action of the goal.
     if (after?.coordinator !== coordinatorBefore) this.refoldActionsOf(goalId);
   }
@@ -249,7 +271,7 @@ export class LedgerCore {
   private refoldActionsOf(goalId: string): void {
     for (const actionId of this.actionIdsByGoalRef.get(goalId) ?? []) {
       const entity = this.actions.get(actionId)!;
-      const before = entity.view && indexedFields(entity.view);
+      const before = this.indexes && entity.view && indexedFields(entity.view);
       refold(entity, applyActionEvent, this.context);
       this.reindexAction(actionId, before, entity.view);
     }
@@ -259,20 +281,52 @@ export class LedgerCore {
     const { actionId, goalId } = entry.event as Required<Pick<LedgerEvent, 'actionId' | 'goalId'>>;
     const known = this.actions.get(actionId);
     // Nearly every event of an action names the goal its first one did; only a new pairing needs the index.
-    if (known?.entries[0]?.event.goalId !== goalId) addToSet(this.actionIdsByGoalRef, goalId, actionId);
+    if (known?.view?.goalId !== goalId && known?.entries[0]?.event.goalId !== goalId) {
+      addToSet(this.actionIdsByGoalRef, goalId, actionId);
+    }
     const existing = known?.view;
-    const before = existing && indexedFields(existing);
+    const before = this.indexes && existing && indexedFields(existing);
     const entity = this.addTo(this.actions, actionId, entry, applyActionEvent);
     this.reindexAction(actionId, before, entity.view);
   }
 
   private reindexAction(id: string, before: IndexedFields | undefined, view: Action | undefined): void {
+    const indexes = this.indexes;
+    if (!indexes) return;
     const after = view && indexedFields(view);
-    if (before?.goalId !== after?.goalId) moveInIndex(this.actionsByGoal, id, before?.goalId, after?.goalId);
-    if (before?.node !== after?.node) moveInIndex(this.actionsByNode, id, before?.node, after?.node);
-    if (before?.state !== after?.state) moveInIndex(this.actionsByState, id, before?.state, after?.state);
-    if (after && before?.text !== after.text) this.searchIndex.setDocument('action', id, after.text);
-    if (!after && before) this.searchIndex.setDocument('action', id, '');
+    if (before?.goalId !== after?.goalId) moveInIndex(indexes.byGoal, id, before?.goalId, after?.goalId);
+    if (before?.node !== after?.node) moveInIndex(indexes.byNode, id, before?.node, after?.node);
+    if (before?.state !== after?.state) moveInIndex(indexes.byState, id, before?.state, after?.state);
+    if (after && before?.text !== after.text) indexes.search.setDocument('action', id, after.text);
+    if (!after && before) indexes.search.setDocument('action', id, '');
+  }
+
+  /** Leaves the query indexes unbuilt until a query needs them (open: the fold is restored or replayed first). */
+  deferIndexes(): void {
+    this.indexes = undefined;
+  }
+
+  /** The query indexes, built from the views when this is the first query since the ledger was opened. */
+  private queryIndexes(): Indexes {
+    if (this.indexes) return this.indexes;
+    const indexes = emptyIndexes();
+    // Search ranks newer documents first: number them in the order their entities first appeared in the log.
+    const docs: Array<[first: number, kind: 'goal' | 'action', id: string, text: string]> = [];
+    for (const [id, entity] of this.goals) {
+      if (entity.view) docs.push([firstPosition(entity), 'goal', id, goalText(entity.view)]);
+    }
+    for (const [id, entity] of this.actions) {
+      const view = entity.view;
+      if (!view) continue;
+      addToSet(indexes.byGoal, view.goalId, id);
+      if (view.node !== undefined) addToSet(indexes.byNode, view.node, id);
+      addToSet(indexes.byState, view.state, id);
+      docs.push([firstPosition(entity), 'action', id, indexedFields(view).text]);
+    }
+    docs.sort((a, b) => a[0] - b[0]);
+    for (const [, kind, id, text] of docs) indexes.search.setDocument(kind, id, text);
+    this.indexes = indexes;
+    return indexes;
   }
 
   // ---- queries ----
@@ -320,10 +374,11 @@ export class LedgerCore {
   /** The smallest index that covers the query, so a narrow query never walks every action. */
   private actionCandidates(query: ActionQuery): Iterable<string> {
     const sets: Set<string>[] = [];
-    if (query.goalId !== undefined) sets.push(this.actionsByGoal.get(query.goalId) ?? new Set());
-    if (query.node !== undefined) sets.push(this.actionsByNode.get(query.node) ?? new Set());
-    if (query.state !== undefined) sets.push(this.actionsByState.get(query.state) ?? new Set());
-    if (sets.length === 0) return this.actions.keys();
+    if (query.goalId === undefined && query.node === undefined && query.state === undefined) return this.actions.keys();
+    const { byGoal, byNode, byState } = this.queryIndexes();
+    if (query.goalId !== undefined) sets.push(byGoal.get(query.goalId) ?? new Set());
+    if (query.node !== undefined) sets.push(byNode.get(query.node) ?? new Set());
+    if (query.state !== undefined) sets.push(byState.get(query.state) ?? new Set());
     return sets.reduce((a, b) => (a.size <= b.size ? a : b));
   }
 
@@ -336,7 +391,7 @@ export class LedgerCore {
   }
 
   search(query: string, limit?: number): SearchHit[] {
-    return this.searchIndex.search(query, limit);
+    return this.queryIndexes().search.search(query, limit);
   }
 
   /** Rejected events, all or those of one goal or action. */
@@ -427,8 +482,7 @@ export class LedgerCore {
   /** Forgets the fold (not the log): the caller folds the log again. */
   resetFold(): void {
     for (const map of [this.goals, this.actions, this.nodes, this.unroutable, this.actionIdsByGoalRef]) map.clear();
-    for (const map of [this.actionsByGoal, this.actionsByNode, this.actionsByState]) map.clear();
-    this.searchIndex = new SearchIndex();
+    this.indexes = undefined;
   }
 
   foldImage(): FoldImage {
@@ -438,6 +492,7 @@ export class LedgerCore {
       actions: imageOf(this.actions),
       nodes: imageOf(this.nodes),
       unroutable: [...this.unroutable].map(([entry, reason]) => [entry.position, reason]),
+      goalRefs: [...this.actionIdsByGoalRef].map(([goalId, ids]) => [goalId, [...ids]]),
     };
   }
 
@@ -457,13 +512,30 @@ export class LedgerCore {
     restoreEntities(this.actions, image.actions, entryAt);
     restoreEntities(this.nodes, image.nodes, entryAt);
     for (const [position, reason] of image.unroutable) this.unroutable.set(entryAt(position), reason);
-    for (const [id, entity] of this.goals)
-      if (entity.view) this.searchIndex.setDocument('goal', id, goalText(entity.view));
-    for (const [id, entity] of this.actions) {
-      for (const entry of entity.entries) addToSet(this.actionIdsByGoalRef, entry.event.goalId!, id);
-      this.reindexAction(id, undefined, entity.view);
+    for (const [goalId, ids] of image.goalRefs) {
+      for (const id of ids) if (!this.actions.has(id)) throw new Error(`snapshot names unknown action ${id}`);
+      this.actionIdsByGoalRef.set(goalId, new Set(ids));
     }
+    this.indexes = undefined;
   }
+}
+
+interface Indexes {
+  byGoal: Map<string, Set<string>>;
+  byNode: Map<string, Set<string>>;
+  byState: Map<string, Set<string>>;
+  search: SearchIndex;
+}
+
+function emptyIndexes(): Indexes {
+  return { byGoal: new Map(), byNode: new Map(), byState: new Map(), search: new SearchIndex() };
+}
+
+/** Where an entity first appears in the local log (its entries are in replay order, not log order). */
+function firstPosition(entity: Entity<unknown>): number {
+  let first = Number.POSITIVE_INFINITY;
+  for (const entry of entity.entries) if (entry.position < first) first = entry.position;
+  return first;
 }
 
 interface IndexedFields {
@@ -508,7 +580,7 @@ function rejectedEvent(event: LedgerEvent, reason: string): RejectedEvent {
 }
 
 function rejectionsText(rejected: Map<LogEntry, string>): string {
-  const lines = [...rejected].map(([entry, reason]) => `${entry.event.origin}\u0000${entry.event.seq}\u0000${reason}`);
+  const lines = [...rejected].map(([entry, reason]) => `${entry.origin}\u0000${entry.seq}\u0000${reason}`);
   return `${lines.sort().join('\n')}\u0001`;
 }
 
@@ -528,7 +600,10 @@ function restoreEntities<V>(
   entryAt: (position: number) => LogEntry,
 ): void {
   for (const [key, view, positions, rejected] of images) {
-    const entity: Entity<V> = { key, entries: positions.map(entryAt), view, rejected: new Map() };
+    // The decoded array of positions becomes the array of entries (no second array per entity).
+    const entries = positions as unknown as LogEntry[];
+    for (let i = 0; i < positions.length; i++) entries[i] = entryAt(positions[i]!);
+    const entity: Entity<V> = { key, entries, view, rejected: new Map() };
     for (const [position, reason] of rejected) entity.rejected.set(entryAt(position), reason);
     map.set(key, entity);
   }

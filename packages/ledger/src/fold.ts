@@ -1,6 +1,9 @@
 import type { ActionState, LedgerEvent } from '@hermes-mesh/protocol';
+import type { LogEntry } from './codec.js';
 import type { EventData } from './events.js';
 import { FINAL_STATES, isLegalTransition, mayWrite, type Role } from './transitions.js';
+
+export type { LogEntry } from './codec.js';
 
 export type GoalState = 'ACTIVE' | 'CANCELLED' | 'COMPLETED' | 'FAILED';
 
@@ -81,13 +84,6 @@ export interface NodeRecord {
   registeredAt: number;
   updatedAt: number;
   reason?: string;
-}
-
-/** One event as this replica holds it: `position` is the local ingest order, `size` its encoded bytes. */
-export interface LogEntry {
-  readonly event: LedgerEvent;
-  readonly position: number;
-  readonly size: number;
 }
 
 /** A goal, action or node together with its own events in replay order. */

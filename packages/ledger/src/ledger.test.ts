@@ -281,6 +281,23 @@ describe('openLedger', () => {
     expect(again.search('after snapshot').map((h) => h.id)).toEqual(['tail']);
     expect(again.actions({ goalId: 's-g5' })).toHaveLength(2);
   });
+
+  it('answers sync pulls and histories from a snapshot-restored log, event for event', async () => {
+    const path = tempDir();
+    const ledger = await start(path, 'node-a', { snapshotEvery: 500 });
+    await ledger.appendMany(
+      lifecycleInputs({ prefix: 'h', goals: 60, actionsPerGoal: 2, coordinator: 'node-a', worker: 'node-b' }),
+    );
+    const page = ledger.eventsSince({}, 10_000);
+    const history = ledger.history('h-g7-a1');
+    const again = await reopen(ledger, path, { snapshotEvery: 500 });
+    expect(again.openStats.snapshotPosition).toBeGreaterThan(0);
+    expect(again.eventsSince({}, 10_000)).toEqual(page);
+    expect(again.history('h-g7-a1')).toEqual(history);
+    // New events go on at the right seq and position after the restored ones.
+    const result = await again.append(submit('later', 'after reopen'));
+    expect(result).toMatchObject({ ok: true, event: { seq: page.events.length + 1 } });
+  });
 });
 
 describe('bad databases', () => {
@@ -335,6 +352,27 @@ describe('bad databases', () => {
     const again = await start(path);
     expect(again.openStats.snapshotIgnored).toMatch(/snapshot/);
     expect(again.stateHash()).toBe(hash);
+  });
+
+  it('reports a damaged event under a snapshot by position when it is read, and keeps running', async () => {
+    const path = tempDir();
+    const ledger = await start(path, 'node-a', { snapshotEvery: 100 });
+    await ledger.appendMany(Array.from({ length: 120 }, (_, i) => submit(`g${i}`, `goal ${i}`)));
+    await ledger.close();
+    open.splice(0);
+    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    // One segment holds all 120 events; overwrite the second event's first bytes (same length, so the layout fits).
+    const key = Buffer.from([0x65, 0, 0, 0, 0, 0, 0, 0, 1]);
+    const segment = Buffer.from((await db.get(key))!);
+    const first = eventPackr.pack(eventPackr.unpackMultiple(segment)![0]).length;
+    segment.fill(0xc1, first, first + 4); // 0xc1 is never valid msgpack
+    await db.put(key, segment);
+    await db.close();
+    const again = await start(path);
+    expect(again.openStats.snapshotPosition).toBeGreaterThanOrEqual(100);
+    expect(() => again.eventsSince({}, 1000)).toThrow(/position 2 cannot be decoded/);
+    expect(again.goal('g50')?.text).toBe('goal 50');
+    expect((await again.append(submit('g-new', 'still writable'))).ok).toBe(true);
   });
 
   it('reports a database held by another process as locked', async () => {

@@ -1,5 +1,12 @@
 import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
-import { type ActionQuery, type GoalQuery, LedgerCore, type RejectedEvent, type SeqConflict } from './core.js';
+import {
+  type ActionQuery,
+  type FoldImage,
+  type GoalQuery,
+  LedgerCore,
+  type RejectedEvent,
+  type SeqConflict,
+} from './core.js';
 import { checkEnvelope, checkSemantics, type EventInput } from './events.js';
 import type { Action, Goal, LogEntry, NodeRecord } from './fold.js';
 import type { SearchHit } from './search.js';
@@ -13,8 +20,8 @@ import {
   LedgerOpenError,
   openDatabase,
   type PendingEvents,
+  readAllSegments,
   readSnapshot,
-  readStoredSegments,
   snapshotOps,
 } from './storage.js';
 import { type EventPage, eventsMissingFrom, type PageLimits } from './sync.js';
@@ -114,8 +121,7 @@ export async function openLedger(init: LedgerInit): Promise<Ledger> {
   const db = await openDatabase(init.path);
   try {
     await checkFormatMarker(db, init.path);
-    const core = new LedgerCore();
-    const snapshot = await loadInto(core, db, init.path);
+    const { core, ...snapshot } = await load(db, init.path);
     const openStats = { events: core.position, ...snapshot, ms: performance.now() - started };
     return new LevelLedger(db, core, init, openStats);
   } catch (err) {
@@ -124,33 +130,151 @@ export async function openLedger(init: LedgerInit): Promise<Ledger> {
   }
 }
 
-async function loadInto(core: LedgerCore, db: Db, path: string): Promise<Omit<OpenStats, 'events' | 'ms'>> {
-  const snapshot = await readSnapshot(db);
-  const snapshotPosition = snapshot && 'image' in snapshot ? snapshot.meta.position : 0;
-  let vectorAtSnapshot: VersionVector | undefined;
-  for await (const batch of readStoredSegments(db)) {
-    for (const [first, segment] of batch) {
-      restoreSegment(core, first, segment, path, (position) => {
-        if (position === snapshotPosition) vectorAtSnapshot = core.versionVector();
-      });
-    }
-  }
+/**
+ * Loads the log and the fold. With a usable snapshot, the events it covers are placed in their logs without
+ * being decoded (the snapshot says where each lies and whose it is) and the fold is restored from it; only the
+ * events after it are decoded and folded. Otherwise, or when the snapshot does not fit the log, the whole log
+ * is replayed.
+ */
+async function load(db: Db, path: string): Promise<Omit<OpenStats, 'events' | 'ms'> & { core: LedgerCore }> {
+  const [snapshot, segments] = await Promise.all([readSnapshot(db), readAllSegments(db)]);
   let snapshotIgnored = snapshot && 'error' in snapshot ? snapshot.error : undefined;
   if (snapshot && 'image' in snapshot) {
-    snapshotIgnored = restoreSnapshot(core, snapshot.image, snapshotPosition, vectorAtSnapshot);
+    const core = new LedgerCore();
+    core.deferIndexes();
+    snapshotIgnored = restoreFromSnapshot(core, snapshot.image, snapshot.meta.position, segments, path);
+    if (snapshotIgnored === undefined) return { core, snapshotPosition: snapshot.meta.position };
   }
-  const from = snapshotIgnored === undefined ? snapshotPosition : 0;
-  for (let i = from; i < core.byPosition.length; i++) core.foldEntry(core.byPosition[i]!);
-  return snapshotIgnored === undefined ? { snapshotPosition } : { snapshotPosition: 0, snapshotIgnored };
+  const core = new LedgerCore();
+  core.deferIndexes();
+  for (const [first, segment] of segments) restoreSegment(core, first, segment, path);
+  for (const entry of core.byPosition) core.foldEntry(entry);
+  return snapshotIgnored === undefined ? { core, snapshotPosition: 0 } : { core, snapshotPosition: 0, snapshotIgnored };
 }
 
-function restoreSegment(
+/** Where the events a snapshot covers lie in the stored log: whose each is and its encoded size. */
+interface LogLayout {
+  /** Origins in order of first appearance. */
+  origins: string[];
+  /** Runs of consecutive positions of one origin: [origin index, count, origin index, count, ...]. */
+  runs: number[];
+  /** Encoded size of the event at each position, u32 little-endian. */
+  sizes: Uint8Array;
+}
+
+/** The snapshot image: the fold, the version vector, the Lamport clock and the log layout, all at one position. */
+interface SnapshotImage {
+  layout: typeof SNAPSHOT_LAYOUT;
+  vector: VersionVector;
+  clock: number;
+  log: LogLayout;
+  fold: FoldImage;
+}
+
+const SNAPSHOT_LAYOUT = 2;
+
+function snapshotImage(core: LedgerCore): SnapshotImage {
+  const origins: string[] = [];
+  const index = new Map<string, number>();
+  const runs: number[] = [];
+  const sizes = Buffer.allocUnsafe(core.position * 4);
+  let last = -1;
+  for (const entry of core.byPosition) {
+    let i = index.get(entry.origin);
+    if (i === undefined) {
+      i = origins.length;
+      origins.push(entry.origin);
+      index.set(entry.origin, i);
+    }
+    if (i === last) runs[runs.length - 1]!++;
+    else runs.push(i, 1);
+    last = i;
+    sizes.writeUInt32LE(entry.size, (entry.position - 1) * 4);
+  }
+  const log = { origins, runs, sizes };
+  return { layout: SNAPSHOT_LAYOUT, vector: core.versionVector(), clock: core.clock, log, fold: core.foldImage() };
+}
+
+/**
+ * Restores `core` from a snapshot at `position` and the stored segments; returns why the snapshot could not be
+ * used (then `core` is half-built and must be dropped), or undefined when it was.
+ */
+function restoreFromSnapshot(
   core: LedgerCore,
-  first: number,
-  segment: Buffer,
+  raw: unknown,
+  position: number,
+  segments: ReadonlyArray<[number, Buffer]>,
   path: string,
-  restored: (position: number) => void,
-): void {
+): string | undefined {
+  const image = raw as Partial<SnapshotImage> | undefined;
+  if (image?.layout !== SNAPSHOT_LAYOUT) return 'snapshot of an older layout';
+  const { vector, fold, log, clock } = image;
+  if (!vector || !fold || !log || typeof clock !== 'number' || fold.position !== position) {
+    return 'snapshot image malformed';
+  }
+  const { origins, runs, sizes } = log;
+  if (!Array.isArray(origins) || !Array.isArray(runs) || !(sizes instanceof Uint8Array)) {
+    return 'snapshot image malformed';
+  }
+  if (sizes.length !== position * 4) return 'snapshot image malformed';
+  const sizeOf = Buffer.from(sizes.buffer, sizes.byteOffset, sizes.byteLength);
+  try {
+    // Place the covered events: walk the runs of origins and the sizes through the segments, checking that
+    // every covered segment is filled exactly and spot-checking one decoded event per segment.
+    let run = 0;
+    let left = 0;
+    let origin = '';
+    let covered = 0;
+    for (const [first, segment] of segments) {
+      if (first > position) {
+        restoreSegment(core, first, segment, path);
+        continue;
+      }
+      if (first !== core.position + 1) return 'snapshot does not match the log';
+      let offset = 0;
+      while (core.position < position && offset < segment.length) {
+        if (left === 0) {
+          origin = origins[runs[run]!]!;
+          left = runs[run + 1]!;
+          run += 2;
+          if (typeof origin !== 'string' || !(left > 0)) return 'snapshot image malformed';
+        }
+        const size = sizeOf.readUInt32LE(core.position * 4);
+        if (size === 0 || offset + size > segment.length) return 'snapshot does not match the log';
+        core.appendStored(origin, size, segment, offset);
+        offset += size;
+        left--;
+      }
+      // Reads the segment's first event: its bytes must decode to the origin and seq the snapshot gives it.
+      void core.byPosition[first - 1]!.event;
+      covered = core.position;
+      if (offset < segment.length) {
+        if (core.position !== position) return 'snapshot does not match the log';
+        restoreSegment(core, position + 1, segment.subarray(offset), path);
+      }
+    }
+    if (covered !== position || left !== 0 || run !== runs.length) return 'snapshot does not match the log';
+    if (!sameVector(vectorAt(core, position), vector)) return 'snapshot does not match the log';
+    const last = core.byPosition[position - 1];
+    if (last && last.event.lamport > clock) return 'snapshot does not match the log';
+    if (clock > core.clock) core.clock = clock;
+    core.restoreFold(fold);
+  } catch (err) {
+    return `snapshot unusable: ${(err as Error).message}`;
+  }
+  for (let i = position; i < core.byPosition.length; i++) core.foldEntry(core.byPosition[i]!);
+  return undefined;
+}
+
+/** The version vector of the first `position` entries. */
+function vectorAt(core: LedgerCore, position: number): VersionVector {
+  const vector = core.versionVector();
+  for (let i = position; i < core.byPosition.length; i++) vector[core.byPosition[i]!.origin]!--;
+  for (const origin of Object.keys(vector)) if (vector[origin] === 0) delete vector[origin];
+  return vector;
+}
+
+function restoreSegment(core: LedgerCore, first: number, segment: Buffer, path: string): void {
   const corrupt = (position: number, why: string) =>
     new LedgerOpenError('corrupt', `${path}: stored event at position ${position} ${why}; restore from a replica`);
   if (first !== core.position + 1) throw corrupt(first, `follows position ${core.position}`);
@@ -161,31 +285,11 @@ function restoreSegment(
       if (checked.value.seq !== core.seqOf(checked.value.origin) + 1) {
         throw corrupt(core.position + 1, 'breaks its origin sequence');
       }
-      restored(core.appendEntry(checked.value, size).position);
+      core.appendEntry(checked.value, size);
     });
   } catch (err) {
     if (err instanceof LedgerOpenError) throw err;
     throw corrupt(core.position + 1, `cannot be decoded (${(err as Error).message})`);
-  }
-}
-
-/** Restores the fold from a snapshot image; returns why it could not be used, or undefined when it was. */
-function restoreSnapshot(
-  core: LedgerCore,
-  image: unknown,
-  position: number,
-  vectorAtSnapshot: VersionVector | undefined,
-): string | undefined {
-  const { vector, fold } = (image ?? {}) as { vector?: VersionVector; fold?: Parameters<LedgerCore['restoreFold']>[0] };
-  if (!vector || !fold || fold.position !== position) return 'snapshot image malformed';
-  if (!vectorAtSnapshot || !sameVector(vector, vectorAtSnapshot)) return 'snapshot does not match the log';
-  try {
-    core.restoreFold(fold);
-    return undefined;
-  } catch (err) {
-    // A half-restored fold is unusable: start the fold over from the log.
-    core.resetFold();
-    return `snapshot unusable: ${(err as Error).message}`;
   }
 }
 
@@ -346,8 +450,7 @@ class LevelLedger implements Ledger {
     if (this.snapshotEvery <= 0) return;
     const position = this.core.position;
     if (position - (this.lastSnapshot?.position ?? this.openStats.snapshotPosition) < this.snapshotEvery) return;
-    const image = { vector: this.core.versionVector(), fold: this.core.foldImage() };
-    const snapshot = snapshotOps(image, position, this.lastSnapshot);
+    const snapshot = snapshotOps(snapshotImage(this.core), position, this.lastSnapshot);
     for (const op of snapshot) ops.push(op);
     const parts = snapshot.filter((op) => op.type === 'put').length - 1;
     this.lastSnapshot = { position, parts };

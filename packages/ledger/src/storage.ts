@@ -1,17 +1,12 @@
-import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
+import { eventPackr } from './codec.js';
+
+export { encodeEvent, eventPackr } from './codec.js';
 
 export type Db = Level<Buffer, Buffer>;
 export type BatchOp = { type: 'put'; key: Buffer; value: Buffer | Uint8Array } | { type: 'del'; key: Buffer };
 
-/** Plain maps in and out, like the protocol codec: a stored event decodes to exactly what was received. */
-export const eventPackr = new Packr({
-  useRecords: false,
-  mapsAsObjects: true,
-  moreTypes: false,
-  int64AsType: 'number',
-});
 /**
  * Snapshots are ours alone: records make them smaller and faster to read back. A fresh Packr per snapshot keeps
  * every record definition inside the snapshot's own bytes, so it never depends on state outside them.
@@ -129,6 +124,13 @@ export async function* readStoredSegments(db: Db, batch = 64): AsyncGenerator<Ar
   }
 }
 
+/** Reads every stored segment, in position order, as [first position, the events' encodings back to back]. */
+export async function readAllSegments(db: Db): Promise<Array<[number, Buffer]>> {
+  const out: Array<[number, Buffer]> = [];
+  for await (const batch of readStoredSegments(db, 256)) for (const segment of batch) out.push(segment);
+  return out;
+}
+
 /** Decodes a segment, calling `each` with every value and its encoded size. Throws on bytes that are not msgpack. */
 export function decodeSegment(segment: Buffer, each: (value: unknown, size: number) => void): void {
   eventPackr.unpackMultiple(segment, (value: unknown, start?: number, end?: number) => {
@@ -140,10 +142,6 @@ export function decodeSegment(segment: Buffer, each: (value: unknown, size: numb
 export interface PendingEvents {
   first: number;
   encoded: Uint8Array[];
-}
-
-export function encodeEvent(event: LedgerEvent): Buffer {
-  return eventPackr.pack(event);
 }
 
 // ---- snapshots ----
