@@ -35,6 +35,13 @@ export interface DaemonOptions {
   nodeArgs?: string[];
 }
 
+/** The node flags in a bin's `#!/usr/bin/env -S node --flag ...` line. */
+function shebangFlags(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
+  const match = /^#!.*\bnode((?:\s+--\S+)*)\s*$/.exec(first);
+  return match ? match[1]!.split(/\s+/).filter(Boolean) : [];
+}
+
 export function tempDir(prefix = 'hermes-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
@@ -57,8 +64,11 @@ export async function startDaemonProcess(opts: DaemonOptions): Promise<DaemonPro
     ...(opts.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
     ...(opts.args ?? []),
   ];
-  // Same V8 flag as the bin's shebang, so tests measure what users run.
-  const proc = spawn(process.execPath, ['--max-semi-space-size=1', ...(opts.nodeArgs ?? []), ...args], {
+  // The node flags of the bin's own shebang, so tests measure what users run; HERMES_TEST_NODE_FLAGS replaces
+  // them (benchmarks comparing V8 settings).
+  const bin = opts.coordinator ? HERMES_COORD : HERMESD;
+  const v8Flags = process.env.HERMES_TEST_NODE_FLAGS?.split(' ').filter(Boolean) ?? shebangFlags(bin);
+  const proc = spawn(process.execPath, [...v8Flags, ...(opts.nodeArgs ?? []), ...args], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -886,6 +886,16 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     }
   });
 
+  // Workers send their new events here directly (one hop, no gossip wait): only their own, checked like any other.
+  await mesh.listen(PROTOCOLS.report, (message, peer) => {
+    if (stopped || message.kind !== 'events') return;
+    const own = message.body.events.filter((e) => e.origin === peer);
+    if (own.length < message.body.events.length) {
+      logger.warn({ peer, foreign: message.body.events.length - own.length }, 'report carried events of other nodes');
+    }
+    ledger.ingest(own).catch((err) => logger.warn({ peer, err: String(err) }, 'could not store reported events'));
+  });
+
   // Nodes die without writing anything: watch membership for actions stranded on them.
   const deadWatch = setInterval(() => {
     // Free slots also show up in adverts (another coordinator's work ended): give waiters a look regularly.

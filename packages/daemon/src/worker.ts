@@ -1,6 +1,6 @@
 import type { Ledger, LedgerEntry } from '@hermes-mesh/ledger';
 import type { MeshNode } from '@hermes-mesh/mesh';
-import { type Ack, type ActionOutput, type Assignment, PROTOCOLS } from '@hermes-mesh/protocol';
+import { type Ack, type ActionOutput, type Assignment, type LedgerEvent, PROTOCOLS } from '@hermes-mesh/protocol';
 import type { Logger } from 'pino';
 
 export type RunResult =
@@ -31,6 +31,11 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
+/** Events per report message (well under the events message cap). */
+const REPORT_BATCH = 500;
+/** A coordinator that assigned nothing for this long stops getting reports (gossip still reaches it). */
+const REPORT_TO_IDLE_COORDINATOR_MS = 10 * 60_000;
+
 interface Running {
   assignment: Assignment;
   abort: AbortController;
@@ -48,7 +53,38 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
   const inlineBytes = init.inlineOutputBytes ?? 256 * 1024;
   const running = new Map<string, Running>();
 
+  /** Coordinators that assigned work here lately, and when they last did: they get this node's events first-hand. */
+  const coordinators = new Map<string, number>();
+  let report: LedgerEvent[] = [];
+
+  /**
+   * Sends this node's new durable events to its coordinators over a kept-open stream, so a result reaches the
+   * coordinator in one hop instead of through gossip. All of them, not only the coordinator's own actions: the
+   * origin's log must arrive without gaps to be folded. Best effort: gossip and anti-entropy still deliver all.
+   */
+  function flushReport() {
+    const events = report;
+    report = [];
+    const now = Date.now();
+    for (const [peer, lastAssigned] of coordinators) {
+      if (now - lastAssigned > REPORT_TO_IDLE_COORDINATOR_MS) {
+        coordinators.delete(peer);
+        continue;
+      }
+      for (let i = 0; i < events.length; i += REPORT_BATCH) {
+        init.mesh
+          .notify(peer, PROTOCOLS.report, 'events', { events: events.slice(i, i + REPORT_BATCH) })
+          .catch((err) => logger.debug({ peer, err: String(err) }, 'could not report to coordinator'));
+      }
+    }
+  }
+
   const stopWatching = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
+    if (coordinators.size > 0) {
+      const first = report.length === 0;
+      for (const { event } of entries) if (event.origin === ledger.origin) report.push(event);
+      if (first && report.length > 0) setImmediate(flushReport);
+    }
     for (const { event } of entries) {
       if (event.type !== 'action.state' || event.actionId === undefined) continue;
       const run = running.get(event.actionId);
@@ -123,13 +159,13 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     running.set(a.actionId, entry);
     entry.done = (async () => {
       try {
-        // Not awaited: the run starts at once, and a fast result joins IN_PROGRESS in the same ledger batch.
-        const started = write(a, { state: 'IN_PROGRESS' });
+        // Not awaited: the run starts at once, and a fast result joins IN_PROGRESS in the same ledger batch
+        // (the log keeps the order the events were written in, durable or not yet).
+        void write(a, { state: 'IN_PROGRESS' });
         const result = await init.runner.run(a, {
           signal: abort.signal,
           onProgress: (p) => logger.debug({ action: a.actionId, ...p }, 'action progress'),
         });
-        await started;
         if (abort.signal.aborted) {
           // The epoch moved on or the goal was cancelled: whoever owns the action now decides what happens.
           logger.info({ action: a.actionId, epoch: a.epoch, reason: String(abort.signal.reason) }, 'action aborted');
@@ -152,6 +188,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
 
   await init.mesh.handle(PROTOCOLS.assign, async (request, peer) => {
     if (request.kind !== 'assign') return undefined;
+    coordinators.set(peer, Date.now());
     const { assignments, events } = request.body;
     if (events && events.length > 0) {
       // Ingest folds (and advances the Lamport clock) at once and only then waits for the disk: the decision

@@ -16,6 +16,12 @@ export interface ReplicatorInit {
   pushBatch?: number;
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
+  /**
+   * How long a gap may stay open before it is pulled (default 200 ms). Gossip reaches a node over several paths,
+   * so a later event often arrives just before an earlier one: pulling at once would mostly fetch what is
+   * already on its way, at the cost of a sync round on both sides.
+   */
+  gapGraceMs?: number;
 }
 
 export interface ReplicatorStats {
@@ -37,7 +43,14 @@ export interface Replicator {
   stop(): void;
 }
 
-const DEFAULTS = { intervalMs: 5000, pageLimit: 5000, pageBytes: 6 * 1024 * 1024, pushBatch: 500, timeoutMs: 10_000 };
+const DEFAULTS = {
+  intervalMs: 5000,
+  pageLimit: 5000,
+  pageBytes: 6 * 1024 * 1024,
+  pushBatch: 500,
+  timeoutMs: 10_000,
+  gapGraceMs: 200,
+};
 
 /**
  * Replicates a ledger over a mesh: pushes this node's new events on gossip, pulls whatever it lacks by version
@@ -158,10 +171,20 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     const events = (message.body as { events: LedgerEvent[] }).events;
     stats.receivedEvents += events.length;
     ledger.ingest(events).then((report) => {
-      // Held events mean a gap: what fills it is on the sender (and maybe elsewhere); ask for it now.
-      if (report.held > 0 || ledger.gaps().length > 0) void syncWith(peer);
+      // Held events mean a gap: what fills it is on the sender (and maybe elsewhere); ask for it if it stays.
+      if (report.held > 0 || ledger.gaps().length > 0) pullIfGapStays(peer);
     }, fail);
   });
+  const gapChecks = new Map<string, NodeJS.Timeout>();
+  function pullIfGapStays(peer: string): void {
+    if (stopped || gapChecks.has(peer)) return;
+    const check = setTimeout(() => {
+      gapChecks.delete(peer);
+      if (!stopped && ledger.gaps().length > 0) void syncWith(peer);
+    }, options.gapGraceMs);
+    check.unref();
+    gapChecks.set(peer, check);
+  }
   const offConnect = mesh.on('peer:connect', (peer) => {
     if (!stopped) void syncWith(peer);
   });
@@ -175,6 +198,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     stop() {
       stopped = true;
       clearInterval(timer);
+      for (const check of gapChecks.values()) clearTimeout(check);
       unsubscribe();
       offMessage();
       offConnect();

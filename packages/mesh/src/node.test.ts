@@ -78,6 +78,69 @@ describe('mesh node', () => {
     ).rejects.toThrow();
   });
 
+  it('keeps one stream per peer and protocol: pipelined requests are answered in order', async () => {
+    const [a, b] = await meshOf(2);
+    await b!.handle(PROTOCOLS.ledgerSync, async (request) => {
+      if (request.kind !== 'sync-req') return undefined;
+      const n = request.body.limit - 1;
+      // Later requests answer sooner: replies still come back in request order, each to its own request.
+      await new Promise((r) => setTimeout(r, 20 - n));
+      return { kind: 'sync-res', body: { events: [], more: n % 2 === 0 } };
+    });
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, n) =>
+        a!.request(b!.peerId, PROTOCOLS.ledgerSync, 'sync-req', { have: {}, limit: n + 1 }),
+      ),
+    );
+    expect(replies.map((r) => (r.body as { more: boolean }).more)).toEqual(
+      Array.from({ length: 20 }, (_, n) => n % 2 === 0),
+    );
+    const streams = a!.libp2p
+      .getConnections(b!.libp2p.peerId)
+      .flatMap((c) => c.streams)
+      .filter((s) => s.protocol === PROTOCOLS.ledgerSync);
+    expect(streams).toHaveLength(1);
+  });
+
+  it('a request that times out resets its stream, and the next request opens a new one', async () => {
+    const [a, b] = await meshOf(2);
+    let first = true;
+    await b!.handle(PROTOCOLS.ledgerSync, async () => {
+      if (first) {
+        first = false;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+      return { kind: 'sync-res', body: { events: [], more: false } };
+    });
+    const slow = a!.request(b!.peerId, PROTOCOLS.ledgerSync, 'sync-req', { have: {}, limit: 1 }, { timeoutMs: 200 });
+    await expect(slow).rejects.toThrow(/no reply within 200 ms/);
+    const next = await a!.request(b!.peerId, PROTOCOLS.ledgerSync, 'sync-req', { have: {}, limit: 1 });
+    expect(next).toMatchObject({ kind: 'sync-res', from: b!.peerId });
+  });
+
+  it('delivers one-way messages in order, and rejects a malformed frame without stopping', async () => {
+    const [a, b] = await meshOf(2);
+    const got: number[] = [];
+    const seen = record(b!);
+    await b!.listen('/hermes/test-report/1.0.0', (message, peer) => {
+      expect(peer).toBe(a!.peerId);
+      if (message.kind === 'sync-req') got.push(message.body.limit - 1);
+    });
+    for (let n = 0; n < 50; n++)
+      await a!.notify(b!.peerId, '/hermes/test-report/1.0.0', 'sync-req', { have: {}, limit: n + 1 });
+    await waitFor(() => got.length === 50, '50 one-way messages');
+    expect(got).toEqual(Array.from({ length: 50 }, (_, n) => n));
+    // A raw frame that is not a message: counted as rejected, the stream reset, the node fine.
+    const stream = await a!.libp2p.dialProtocol(b!.libp2p.peerId, '/hermes/test-report/1.0.0');
+    const junk = Buffer.from('not msgpack at all');
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(junk.length);
+    stream.send(Buffer.concat([header, junk]));
+    await waitFor(() => seen.rejected.length === 1, 'the junk frame rejected');
+    await a!.notify(b!.peerId, '/hermes/test-report/1.0.0', 'sync-req', { have: {}, limit: 100 });
+    await waitFor(() => got.at(-1) === 99, 'delivery after the junk');
+  });
+
   it('a node with another mesh key cannot connect, and hears nothing', async () => {
     const [a, b] = await meshOf(2);
     const outsider = await start(newPsk());

@@ -19,14 +19,14 @@ import {
   TopicValidatorResult,
 } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Libp2p, PrivateKey, Stream } from '@libp2p/interface';
+import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
-import { lpStream } from '@libp2p/utils';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import { FramedStream } from './channel.js';
 import { invalidGossipBridge } from './gossip-metrics.js';
 import { meshIdFromKey } from './keys.js';
 import type { GossipKind, GossipMessage, MeshEvents, MeshNode, RequestHandler, RequestOptions } from './types.js';
@@ -64,6 +64,19 @@ export interface MeshNodeInit {
 const GOSSIP_KINDS: ReadonlySet<string> = new Set<GossipKind>(['advert', 'leave', 'events']);
 
 type Listeners = { [E in keyof MeshEvents]: Set<MeshEvents[E]> };
+
+interface Pending {
+  resolve(message: Message): void;
+  reject(err: unknown): void;
+  /** Stops listening for the request's abort. */
+  done(): void;
+}
+
+interface Outbound {
+  framed: FramedStream;
+  /** Requests sent and not yet answered, oldest first. */
+  pending: Pending[];
+}
 
 class Libp2pMeshNode implements MeshNode {
   readonly peerId: string;
@@ -216,39 +229,115 @@ class Libp2pMeshNode implements MeshNode {
     await this.libp2p.services.pubsub.publish(this.topicOf[kind], bytes);
   }
 
+  /**
+   * Serves a direct protocol. A peer keeps one stream open and sends requests on it back to back; each is
+   * decoded, checked and answered in order, one reply per request. A request that fails validation, or that the
+   * handler declines, resets the stream (the requester sees an error), and the daemon goes on.
+   */
   async handle(protocol: string, handler: RequestHandler): Promise<void> {
+    await this.serveFrames(protocol, async (message, peer, framed, signal) => {
+      const reply = await handler(message, peer, AbortSignal.any([signal, AbortSignal.timeout(60_000)]));
+      if (!reply) throw new Error('no reply');
+      framed.send(encodeMessage(reply.kind, this.peerId, this.nextSeq(reply.kind), reply.body));
+    });
+  }
+
+  /** Serves a one-way protocol: messages from a peer, in order, with no reply (see notify). */
+  async listen(protocol: string, onMessage: (message: Message, peer: string) => void): Promise<void> {
+    await this.serveFrames(protocol, async (message, peer) => onMessage(message, peer));
+  }
+
+  private async serveFrames(
+    protocol: string,
+    serve: (message: Message, peer: string, framed: FramedStream, signal: AbortSignal) => Promise<void>,
+  ): Promise<void> {
     await this.libp2p.handle(
       protocol,
-      async (stream, connection) => {
+      (stream, connection) => {
         const peer = connection.remotePeer.toString();
-        const signal = AbortSignal.timeout(60_000);
-        try {
-          const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES });
-          const decoded = decodeMessage((await lp.read({ signal })).subarray());
-          if (!decoded.ok) {
-            this.emit('rejected', decoded.rejection, peer);
-            stream.abort(new Error(`rejected: ${decoded.rejection.reason}`));
-            return;
-          }
-          if (decoded.message.from !== peer) {
-            this.emit('rejected', { reason: 'sender-mismatch', detail: `stream from ${peer}` }, peer);
-            stream.abort(new Error('rejected: sender-mismatch'));
-            return;
-          }
-          const reply = await handler(decoded.message, peer, signal);
-          if (!reply) {
-            stream.abort(new Error('no reply'));
-            return;
-          }
-          await lp.write(encodeMessage(reply.kind, this.peerId, this.nextSeq(reply.kind), reply.body), { signal });
-          await stream.close({ signal });
-        } catch (err) {
-          this.log.debug({ protocol, peer, err: String(err) }, 'direct request failed');
-          stream.abort(err instanceof Error ? err : new Error(String(err)));
-        }
+        const closed = new AbortController();
+        let queue = Promise.resolve();
+        const framed = new FramedStream(
+          stream,
+          MAX_MESSAGE_BYTES,
+          (frame) => {
+            queue = queue.then(async () => {
+              if (!framed.isOpen) return;
+              try {
+                const decoded = decodeMessage(frame);
+                if (!decoded.ok) {
+                  this.emit('rejected', decoded.rejection, peer);
+                  throw new Error(`rejected: ${decoded.rejection.reason}`);
+                }
+                if (decoded.message.from !== peer) {
+                  this.emit('rejected', { reason: 'sender-mismatch', detail: `stream from ${peer}` }, peer);
+                  throw new Error('rejected: sender-mismatch');
+                }
+                await serve(decoded.message, peer, framed, closed.signal);
+              } catch (err) {
+                this.log.debug({ protocol, peer, err: String(err) }, 'direct request failed');
+                framed.abort(err instanceof Error ? err : new Error(String(err)));
+              }
+            });
+          },
+          () => closed.abort(),
+        );
       },
       { maxInboundStreams: 64 },
     );
+  }
+
+  /** Open outbound streams, one per protocol and peer, made on first use and again after one fails. */
+  private readonly outbound = new Map<string, Promise<Outbound>>();
+
+  private outboundTo(peer: string, protocol: string, signal: AbortSignal): Promise<Outbound> {
+    const key = `${protocol} ${peer}`;
+    const existing = this.outbound.get(key);
+    if (existing) {
+      return existing.then(
+        (o) => (o.framed.isOpen ? o : this.openOutbound(key, peer, protocol, signal)),
+        () => this.openOutbound(key, peer, protocol, signal),
+      );
+    }
+    return this.openOutbound(key, peer, protocol, signal);
+  }
+
+  private openOutbound(key: string, peer: string, protocol: string, signal: AbortSignal): Promise<Outbound> {
+    const opening = (async () => {
+      const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal });
+      const pending: Pending[] = [];
+      const framed = new FramedStream(
+        stream,
+        MAX_MESSAGE_BYTES,
+        (frame) => {
+          const waiter = pending.shift();
+          if (!waiter) throw new Error(`${peer} sent a reply nobody asked for`);
+          waiter.done();
+          const decoded = decodeMessage(frame);
+          if (!decoded.ok) {
+            this.emit('rejected', decoded.rejection, peer);
+            waiter.reject(
+              new Error(`reply from ${peer} rejected: ${decoded.rejection.reason} (${decoded.rejection.detail})`),
+            );
+          } else if (decoded.message.from !== peer) {
+            waiter.reject(new Error(`reply claims to be from ${decoded.message.from}`));
+          } else waiter.resolve(decoded.message);
+        },
+        (err) => {
+          if (this.outbound.get(key) === opening) this.outbound.delete(key);
+          for (const waiter of pending.splice(0)) {
+            waiter.done();
+            waiter.reject(err);
+          }
+        },
+      );
+      return { framed, pending };
+    })();
+    this.outbound.set(key, opening);
+    opening.catch(() => {
+      if (this.outbound.get(key) === opening) this.outbound.delete(key);
+    });
+    return opening;
   }
 
   async request<K extends MessageKind>(
@@ -258,25 +347,40 @@ class Libp2pMeshNode implements MeshNode {
     body: BodyOf<K>,
     options: RequestOptions = {},
   ): Promise<Message> {
-    const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const timeout = AbortSignal.timeout(timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    let stream: Stream | undefined;
-    try {
-      stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal });
-      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES });
-      await lp.write(encodeMessage(kind, this.peerId, this.nextSeq(kind), body), { signal });
-      const decoded = decodeMessage((await lp.read({ signal })).subarray());
-      await stream.close({ signal }).catch(() => {});
-      if (!decoded.ok) {
-        this.emit('rejected', decoded.rejection, peer);
-        throw new Error(`reply from ${peer} rejected: ${decoded.rejection.reason} (${decoded.rejection.detail})`);
+    const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
+    const { framed, pending } = await this.outboundTo(peer, protocol, signal);
+    signal.throwIfAborted();
+    return new Promise<Message>((resolve, reject) => {
+      // Replies come in request order: a request given up on would leave the ones behind it answered by the
+      // wrong reply, so giving up resets the stream (and fails what waits on it; the next request reopens it).
+      const onAbort = () => {
+        const reason = options.signal?.aborted
+          ? options.signal.reason
+          : new Error(`${kind} request to ${peer} got no reply within ${timeoutMs} ms`);
+        framed.abort(reason instanceof Error ? reason : new Error(String(reason)));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      pending.push({ resolve, reject, done: () => signal.removeEventListener('abort', onAbort) });
+      try {
+        framed.send(bytes);
+      } catch (err) {
+        framed.abort(err instanceof Error ? err : new Error(String(err)));
       }
-      if (decoded.message.from !== peer) throw new Error(`reply claims to be from ${decoded.message.from}`);
-      return decoded.message;
-    } catch (err) {
-      stream?.abort(err instanceof Error ? err : new Error(String(err)));
-      throw err;
-    }
+    });
+  }
+
+  /**
+   * Sends one message to a peer's one-way protocol (see listen) on the stream kept open for it, without waiting
+   * for an answer. Best effort: a message in flight when the stream breaks is lost, so use it only where
+   * something else (gossip, anti-entropy) guarantees delivery.
+   */
+  async notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void> {
+    const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
+    const { framed } = await this.outboundTo(peer, protocol, AbortSignal.timeout(10_000));
+    framed.send(bytes);
   }
 
   async dial(addr: string, signal?: AbortSignal): Promise<void> {

@@ -41,8 +41,18 @@ export interface MeshNode {
   /** Publishes on the kind's topic; resolves even when no peer listens yet. */
   publish<K extends GossipKind>(kind: K, body: BodyOf<K>): Promise<void>;
   on<E extends keyof MeshEvents>(event: E, listener: MeshEvents[E]): () => void;
-  /** Serves a direct protocol (e.g. PROTOCOLS.ledgerSync): one request, one response per stream. */
+  /**
+   * Serves a direct protocol (e.g. PROTOCOLS.ledgerSync): one reply per request, in order. A requester keeps
+   * one stream open per peer and protocol, so requests cost no stream set-up.
+   */
   handle(protocol: string, handler: RequestHandler): Promise<void>;
+  /** Serves a one-way protocol: validated messages from peers, in the order each peer sent them, no reply. */
+  listen(protocol: string, onMessage: (message: Message, peer: string) => void): Promise<void>;
+  /**
+   * Sends a message to a peer's one-way protocol without waiting. Best effort (lost if the stream breaks in
+   * flight): for fast paths that gossip or anti-entropy back up.
+   */
+  notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void>;
   /** Sends one message to a peer over a direct protocol and returns the validated reply. */
   request<K extends MessageKind>(
     peer: string,

@@ -109,6 +109,7 @@ class MemoryMeshNode implements MeshNode {
     'peer:disconnect': new Set(),
   };
   private readonly handlers = new Map<string, RequestHandler>();
+  private readonly oneWay = new Map<string, (message: Message, peer: string) => void>();
   private seq = 0;
   private stopped = false;
 
@@ -169,6 +170,26 @@ class MemoryMeshNode implements MeshNode {
     const reply = await handler(decoded.message, from, AbortSignal.timeout(60_000));
     if (!reply) throw new Error('no reply');
     return encodeMessage(reply.kind, this.peerId, ++this.seq, reply.body);
+  }
+
+  async listen(protocol: string, onMessage: (message: Message, peer: string) => void): Promise<void> {
+    this.oneWay.set(protocol, onMessage);
+  }
+
+  /** Delivers a one-way message (see notify). */
+  receive(protocol: string, bytes: Uint8Array, from: string): void {
+    const listener = this.oneWay.get(protocol);
+    if (this.stopped || !listener) return;
+    const decoded = decodeMessage(bytes);
+    if (decoded.ok) listener(decoded.message, from);
+    else this.emit('rejected', decoded.rejection, from);
+  }
+
+  async notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void> {
+    const target = this.network.get(peer);
+    if (this.stopped || !target || !this.isNeighbour(peer)) throw new Error(`not connected to ${peer}`);
+    const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
+    setImmediate(() => target.receive(protocol, bytes, this.peerId));
   }
 
   async request<K extends MessageKind>(
