@@ -58,3 +58,239 @@ export class LogEntry {
     return this.decoded === undefined;
   }
 }
+
+/**
+ * A growable byte buffer that events are encoded into back to back: the bytes of a stored segment, built in
+ * place (no buffer per event, no concatenation).
+ */
+export class ByteBuffer {
+  bytes: Buffer;
+  view: DataView;
+  length = 0;
+
+  constructor(capacity = 64 * 1024) {
+    this.bytes = Buffer.allocUnsafeSlow(capacity);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+  }
+
+  /** Makes room for `extra` more bytes after `end`. */
+  reserve(end: number, extra: number): void {
+    if (end + extra <= this.bytes.length) return;
+    let capacity = this.bytes.length * 2;
+    while (capacity < end + extra) capacity *= 2;
+    const bytes = Buffer.allocUnsafeSlow(capacity);
+    this.bytes.copy(bytes, 0, 0, end);
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** The bytes written so far (a view, not a copy). */
+  written(): Buffer {
+    return this.bytes.subarray(0, this.length);
+  }
+}
+
+/**
+ * Encodes `event` at `out.length` exactly as `eventPackr.pack` would (same bytes), without advancing
+ * `out.length`; returns the encoded size. Values the fast encoder does not know (anything but plain objects,
+ * arrays, strings, numbers, booleans, null and undefined) go through msgpackr itself.
+ */
+export function encodeEventAt(out: ByteBuffer, event: LedgerEvent): number {
+  const start = out.length;
+  const end = writeValue(out, start, event);
+  if (end >= 0) return end - start;
+  const bytes = eventPackr.pack(event);
+  out.reserve(start, bytes.length);
+  bytes.copy(out.bytes, start);
+  return bytes.length;
+}
+
+/** Writes one value at `pos`; returns the end, or -1 for a value only msgpackr knows how to write. */
+function writeValue(out: ByteBuffer, pos: number, value: unknown): number {
+  switch (typeof value) {
+    case 'string':
+      return writeString(out, pos, value);
+    case 'number':
+      return writeNumber(out, pos, value);
+    case 'boolean':
+      out.reserve(pos, 1);
+      out.bytes[pos] = value ? 0xc3 : 0xc2;
+      return pos + 1;
+    case 'undefined':
+      out.reserve(pos, 3);
+      out.bytes[pos] = 0xd4;
+      out.bytes[pos + 1] = 0;
+      out.bytes[pos + 2] = 0;
+      return pos + 3;
+    case 'object': {
+      if (value === null) {
+        out.reserve(pos, 1);
+        out.bytes[pos] = 0xc0;
+        return pos + 1;
+      }
+      const maker = (value as { constructor?: unknown }).constructor;
+      if (maker === Object) return writeObject(out, pos, value as Record<string, unknown>);
+      if (maker === Array) return writeArray(out, pos, value as unknown[]);
+      return -1;
+    }
+    default:
+      return -1;
+  }
+}
+
+const objectHasOwnProperty = Object.prototype.hasOwnProperty;
+
+/** msgpackr's plain-object layout: always map 16, keys in for-in order, own properties only. */
+function writeObject(out: ByteBuffer, pos: number, object: Record<string, unknown>): number {
+  out.reserve(pos, 3);
+  const header = pos;
+  out.bytes[pos] = 0xde;
+  pos += 3;
+  // msgpackr calls the object's own hasOwnProperty: leave any object that overrides it to msgpackr.
+  if (object.hasOwnProperty !== objectHasOwnProperty) return -1;
+  let size = 0;
+  for (const key in object) {
+    // biome-ignore lint/suspicious/noPrototypeBuiltins: the same test as msgpackr's, checked above to be the builtin
+    if (object.hasOwnProperty(key)) {
+      pos = writeString(out, pos, key);
+      pos = writeValue(out, pos, object[key]);
+      if (pos < 0) return -1;
+      size++;
+    }
+  }
+  if (size > 0xffff) return -1;
+  out.bytes[header + 1] = size >> 8;
+  out.bytes[header + 2] = size & 0xff;
+  return pos;
+}
+
+function writeArray(out: ByteBuffer, pos: number, array: unknown[]): number {
+  const length = array.length;
+  out.reserve(pos, 5);
+  const bytes = out.bytes;
+  if (length < 0x10) {
+    bytes[pos++] = 0x90 | length;
+  } else if (length < 0x10000) {
+    bytes[pos++] = 0xdc;
+    bytes[pos++] = length >> 8;
+    bytes[pos++] = length & 0xff;
+  } else {
+    bytes[pos++] = 0xdd;
+    out.view.setUint32(pos, length);
+    pos += 4;
+  }
+  for (let i = 0; i < length; i++) {
+    pos = writeValue(out, pos, array[i]);
+    if (pos < 0) return -1;
+  }
+  return pos;
+}
+
+function writeNumber(out: ByteBuffer, pos: number, value: number): number {
+  out.reserve(pos, 9);
+  const bytes = out.bytes;
+  if (value >>> 0 === value) {
+    if (value < 0x80) {
+      bytes[pos++] = value;
+    } else if (value < 0x100) {
+      bytes[pos++] = 0xcc;
+      bytes[pos++] = value;
+    } else if (value < 0x10000) {
+      bytes[pos++] = 0xcd;
+      bytes[pos++] = value >> 8;
+      bytes[pos++] = value & 0xff;
+    } else {
+      bytes[pos++] = 0xce;
+      out.view.setUint32(pos, value);
+      pos += 4;
+    }
+  } else if (value >> 0 === value) {
+    if (value >= -0x20) {
+      bytes[pos++] = 0x100 + value;
+    } else if (value >= -0x80) {
+      bytes[pos++] = 0xd0;
+      bytes[pos++] = value + 0x100;
+    } else if (value >= -0x8000) {
+      bytes[pos++] = 0xd1;
+      out.view.setInt16(pos, value);
+      pos += 2;
+    } else {
+      bytes[pos++] = 0xd2;
+      out.view.setInt32(pos, value);
+      pos += 4;
+    }
+  } else {
+    bytes[pos++] = 0xcb;
+    out.view.setFloat64(pos, value);
+    pos += 8;
+  }
+  return pos;
+}
+
+/** UTF-8 (a lone surrogate as U+FFFD, like msgpackr and Buffer), with the smallest header for its byte length. */
+function writeString(out: ByteBuffer, pos: number, value: string): number {
+  const chars = value.length;
+  if (chars >= 0x40) {
+    const length = Buffer.byteLength(value, 'utf8');
+    out.reserve(pos, length + 5);
+    pos = writeStringHeader(out, pos, length);
+    return pos + out.bytes.write(value, pos, length, 'utf8');
+  }
+  out.reserve(pos, chars * 3 + 2);
+  const bytes = out.bytes;
+  // Short strings: write the bytes after a one-byte header, then widen the header if needed.
+  let p = pos + 1;
+  for (let i = 0; i < chars; i++) {
+    let c1 = value.charCodeAt(i);
+    if (c1 < 0x80) {
+      bytes[p++] = c1;
+    } else if (c1 < 0x800) {
+      bytes[p++] = (c1 >> 6) | 0xc0;
+      bytes[p++] = (c1 & 0x3f) | 0x80;
+    } else if ((c1 & 0xfc00) === 0xd800 && (value.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      c1 = 0x10000 + ((c1 & 0x03ff) << 10) + (value.charCodeAt(i + 1) & 0x03ff);
+      i++;
+      bytes[p++] = (c1 >> 18) | 0xf0;
+      bytes[p++] = ((c1 >> 12) & 0x3f) | 0x80;
+      bytes[p++] = ((c1 >> 6) & 0x3f) | 0x80;
+      bytes[p++] = (c1 & 0x3f) | 0x80;
+    } else if ((c1 & 0xf800) === 0xd800) {
+      bytes[p++] = 0xef;
+      bytes[p++] = 0xbf;
+      bytes[p++] = 0xbd;
+    } else {
+      bytes[p++] = (c1 >> 12) | 0xe0;
+      bytes[p++] = ((c1 >> 6) & 0x3f) | 0x80;
+      bytes[p++] = (c1 & 0x3f) | 0x80;
+    }
+  }
+  const length = p - pos - 1;
+  if (length < 0x20) {
+    bytes[pos] = 0xa0 | length;
+    return p;
+  }
+  // 0x20..0xbf bytes (at most 63 chars x 3): str 8, one more header byte.
+  bytes.copyWithin(pos + 2, pos + 1, p);
+  bytes[pos] = 0xd9;
+  bytes[pos + 1] = length;
+  return p + 1;
+}
+
+function writeStringHeader(out: ByteBuffer, pos: number, length: number): number {
+  const bytes = out.bytes;
+  if (length < 0x20) {
+    bytes[pos++] = 0xa0 | length;
+  } else if (length < 0x100) {
+    bytes[pos++] = 0xd9;
+    bytes[pos++] = length;
+  } else if (length < 0x10000) {
+    bytes[pos++] = 0xda;
+    bytes[pos++] = length >> 8;
+    bytes[pos++] = length & 0xff;
+  } else {
+    bytes[pos++] = 0xdb;
+    out.view.setUint32(pos, length);
+    pos += 4;
+  }
+  return pos;
+}

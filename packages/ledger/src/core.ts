@@ -138,6 +138,24 @@ export class LedgerCore {
     return { kind: 'applied', entries };
   }
 
+  /** True when events of `origin` are parked behind a gap (then the next one must go through `accept`). */
+  hasHeld(origin: string): boolean {
+    return this.held.has(origin);
+  }
+
+  /**
+   * Logs and folds the next event of an origin with nothing held: what `accept` does for it, without the
+   * outcome objects. `semanticsChecked` says the caller has already run checkSemantics and it passed.
+   */
+  acceptNext(event: LedgerEvent, size: number, semanticsChecked: boolean): LogEntry {
+    if (event.seq !== this.seqOf(event.origin) + 1 || this.held.has(event.origin)) {
+      throw new Error(`${event.origin}/${event.seq} is not the next event of its origin`);
+    }
+    const entry = this.appendEntry(event, size);
+    this.foldEntry(entry, semanticsChecked);
+    return entry;
+  }
+
   private againstLogged(event: LedgerEvent): AcceptOutcome {
     const kept = this.logs.get(event.origin)![event.seq - 1]!.event;
     if (sameValue(kept, event)) return { kind: 'duplicate' };
@@ -224,12 +242,15 @@ export class LedgerCore {
     return log;
   }
 
-  foldEntry(entry: LogEntry): void {
+  /** Folds a logged entry; `semanticsChecked` says checkSemantics already passed on its event. */
+  foldEntry(entry: LogEntry, semanticsChecked = false): void {
     const event = entry.event;
-    const invalid = checkSemantics(event);
-    if (invalid !== undefined) {
-      this.unroutable.set(entry, invalid);
-      return;
+    if (!semanticsChecked) {
+      const invalid = checkSemantics(event);
+      if (invalid !== undefined) {
+        this.unroutable.set(entry, invalid);
+        return;
+      }
     }
     switch (scopeOf(event.type as EventType)) {
       case 'goal':

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventInput } from './events.js';
-import { type Ledger, type LedgerEntry, openLedger } from './ledger.js';
+import { type AppendResult, type Ledger, type LedgerEntry, openLedger } from './ledger.js';
 import { eventPackr, LedgerOpenError, MARKER_KEY } from './storage.js';
 import { lifecycleInputs } from './testing/workload.js';
 
@@ -89,6 +89,80 @@ describe('openLedger', () => {
     expect(results.map((r) => r.ok && r.event.seq)).toEqual(results.map((_, i) => i + 1));
     // Every acknowledgement came after the whole batch was written.
     expect(new Set(positions)).toEqual(new Set([500]));
+  });
+
+  it('stores every event once, as msgpackr encodes it, in segments of consecutive positions', async () => {
+    const path = tempDir();
+    const ledger = await start(path, 'node-a', { snapshotEvery: 0 });
+    const remote = (seq: number) => ({
+      origin: 'remote',
+      seq,
+      lamport: seq,
+      ts: seq,
+      type: 'goal.submitted',
+      goalId: `r${seq}`,
+      data: { text: `remote ${seq} é 😀`, coordinator: 'remote', extra: [1, null, { deep: 2 ** 40 }] },
+    });
+    const inputs = lifecycleInputs({ prefix: 's', goals: 600, actionsPerGoal: 3, coordinator: 'node-a', worker: 'w' });
+    // A big batch (several segments; the first goes to disk while the rest is encoded), remote events (one held
+    // behind a gap, then released) and single appends, all in one tick.
+    const [big, held, filled, ...singles] = await Promise.all([
+      ledger.appendMany(inputs),
+      ledger.ingest([remote(2)]),
+      ledger.ingest([remote(1), remote(3)]),
+      ...Array.from({ length: 30 }, (_, i) => ledger.append(submit(`x${i}`, `single ${i}`))),
+    ]);
+    expect(big.every((r) => r.ok)).toBe(true);
+    expect(held).toMatchObject({ held: 1 });
+    expect(filled).toMatchObject({ accepted: 3 });
+    const results = [...big, ...singles] as Array<AppendResult & { ok: true }>;
+    const hash = ledger.stateHash();
+    const total = inputs.length + 30 + 3;
+    expect(ledger.position()).toBe(total);
+    await ledger.close();
+    open.splice(0);
+    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const stored: unknown[] = [];
+    let next = 1;
+    for await (const [key, segment] of db.iterator({ gt: Buffer.from([0x65]), lt: Buffer.from([0x66]) })) {
+      expect(Number(key.readBigUInt64BE(1))).toBe(next);
+      const events = eventPackr.unpackMultiple(segment) as unknown[];
+      expect(events.length).toBeLessThanOrEqual(4096);
+      expect(Buffer.concat(events.map((e) => eventPackr.pack(e))).equals(segment)).toBe(true);
+      stored.push(...events);
+      next += events.length;
+    }
+    await db.close();
+    expect(stored).toHaveLength(total);
+    for (const r of results) expect(stored[r.position - 1]).toEqual(r.event);
+    const again = await start(path);
+    expect(again.stateHash()).toBe(hash);
+    expect(again.goal('r3')?.text).toBe('remote 3 é 😀');
+  });
+
+  it('appends after events of its own origin held behind a gap, and releases them', async () => {
+    const path = tempDir();
+    const ledger = await start(path);
+    const own = (seq: number) => ({
+      origin: 'node-a',
+      seq,
+      lamport: seq,
+      ts: seq,
+      type: 'goal.submitted',
+      goalId: `old${seq}`,
+      data: { text: `old ${seq}`, coordinator: 'node-a' },
+    });
+    expect(await ledger.ingest([own(2), own(3)])).toMatchObject({ held: 2 });
+    const first = await ledger.append(submit('new1', 'new one'));
+    expect(first).toMatchObject({ ok: true, position: 1, event: { seq: 1 } });
+    expect(ledger.versionVector()).toEqual({ 'node-a': 3 });
+    expect(ledger.gaps()).toEqual([]);
+    const next = await ledger.append(submit('new4', 'after'));
+    expect(next).toMatchObject({ ok: true, position: 4, event: { seq: 4 } });
+    const hash = ledger.stateHash();
+    const again = await reopen(ledger, path);
+    expect(again.stateHash()).toBe(hash);
+    expect(again.goal('old3')?.text).toBe('old 3');
   });
 
   it('records an illegal transition as rejected and keeps the state', async () => {

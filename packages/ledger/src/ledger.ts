@@ -19,7 +19,6 @@ import {
   GroupCommit,
   LedgerOpenError,
   openDatabase,
-  type PendingEvents,
   readAllSegments,
   readSnapshot,
   snapshotOps,
@@ -298,23 +297,36 @@ function sameVector(a: VersionVector, b: VersionVector): boolean {
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }
 
-/** Copies only the fields of a LedgerEvent: a peer's extra fields are neither stored nor passed on. */
+/**
+ * Copies only the fields of a LedgerEvent: a peer's extra fields are neither stored nor passed on. The usual
+ * combinations of fields are built as one literal each, so the event holds all its fields in the object itself.
+ */
 function normalizeEvent(
   fields: Omit<LedgerEvent, 'origin' | 'seq' | 'lamport' | 'ts'>,
-  identity: Pick<LedgerEvent, 'origin' | 'seq' | 'lamport' | 'ts'>,
+  origin: string,
+  seq: number,
+  lamport: number,
+  ts: number,
 ): LedgerEvent {
-  const out: LedgerEvent = {
-    origin: identity.origin,
-    seq: identity.seq,
-    lamport: identity.lamport,
-    ts: identity.ts,
-    type: fields.type,
-  };
-  if (fields.goalId !== undefined) out.goalId = fields.goalId;
-  if (fields.actionId !== undefined) out.actionId = fields.actionId;
-  if (fields.epoch !== undefined) out.epoch = fields.epoch;
-  if (fields.state !== undefined) out.state = fields.state;
-  if (fields.data !== undefined) out.data = fields.data;
+  const { type, goalId, actionId, epoch, state, data } = fields;
+  if (data !== undefined) {
+    if (goalId !== undefined && actionId !== undefined) {
+      if (epoch !== undefined) {
+        if (state !== undefined) return { origin, seq, lamport, ts, type, goalId, actionId, epoch, state, data };
+        return { origin, seq, lamport, ts, type, goalId, actionId, epoch, data };
+      }
+      if (state === undefined) return { origin, seq, lamport, ts, type, goalId, actionId, data };
+    } else if (actionId === undefined && epoch === undefined && state === undefined) {
+      if (goalId !== undefined) return { origin, seq, lamport, ts, type, goalId, data };
+      return { origin, seq, lamport, ts, type, data };
+    }
+  }
+  const out: LedgerEvent = { origin, seq, lamport, ts, type };
+  if (goalId !== undefined) out.goalId = goalId;
+  if (actionId !== undefined) out.actionId = actionId;
+  if (epoch !== undefined) out.epoch = epoch;
+  if (state !== undefined) out.state = state;
+  if (data !== undefined) out.data = data;
   return out;
 }
 
@@ -359,32 +371,42 @@ class LevelLedger implements Ledger {
     const unusable = this.unusable();
     if (unusable) return inputs.map(() => ({ ok: false, error: unusable }));
     const results: AppendResult[] = [];
-    const events: PendingEvents = { first: this.core.position + 1, encoded: [] };
-    for (const input of inputs) results.push(this.appendOne(input, events));
-    if (events.encoded.length > 0) {
-      const written = await this.write(events);
+    let appended = false;
+    for (const input of inputs) {
+      const result = this.appendOne(input);
+      if (result.ok) appended = true;
+      results.push(result);
+    }
+    if (appended) {
+      const written = await this.write();
       if (written) return results.map((r) => (r.ok ? { ok: false, error: written } : r));
     }
     return results;
   }
 
-  private appendOne(input: EventInput, events: PendingEvents): AppendResult {
-    const event = normalizeEvent(input, {
-      origin: this.init.origin,
-      seq: this.core.seqOf(this.init.origin) + 1,
-      lamport: this.core.clock + 1,
-      ts: this.now(),
-    });
+  private appendOne(input: EventInput): AppendResult {
+    const core = this.core;
+    const origin = this.init.origin;
+    const event = normalizeEvent(input, origin, core.seqOf(origin) + 1, core.clock + 1, this.now());
     const envelope = checkEnvelope(event);
     if (!envelope.ok) return { ok: false, error: envelope.reason };
     const invalid = checkSemantics(event);
     if (invalid !== undefined) return { ok: false, error: invalid };
-    const bytes = encodeEvent(event);
-    const outcome = this.core.accept(event, bytes);
-    if (outcome.kind !== 'applied') return { ok: false, error: `seq ${event.seq} already used (${outcome.kind})` };
-    for (const applied of outcome.entries) events.encoded.push(applied.bytes);
-    const entry = outcome.entries[0]!.entry;
-    const rejected = this.core.rejectionOf(entry);
+    let entry: LogEntry;
+    if (core.hasHeld(origin)) {
+      // Events of our own origin parked behind a gap (a replica handed back our older events): the general path.
+      const bytes = encodeEvent(event);
+      const outcome = core.accept(event, bytes);
+      if (outcome.kind !== 'applied') return { ok: false, error: `seq ${event.seq} already used (${outcome.kind})` };
+      for (const applied of outcome.entries) this.committer.queueEncoded(applied.entry.position, applied.bytes);
+      entry = outcome.entries[0]!.entry;
+    } else {
+      // The event is encoded once, straight into the segment it is stored in; the fold trusts the check above.
+      const size = this.committer.stage(core.position + 1, event);
+      entry = core.acceptNext(event, size, true);
+      this.committer.queueStaged();
+    }
+    const rejected = core.rejectionOf(entry);
     return rejected === undefined
       ? { ok: true, event, position: entry.position }
       : { ok: true, event, position: entry.position, rejected };
@@ -397,25 +419,33 @@ class LevelLedger implements Ledger {
       report.invalid = events.map(() => ({ reason: unusable }));
       return report;
     }
-    const pending: PendingEvents = { first: this.core.position + 1, encoded: [] };
-    for (const raw of events) this.ingestOne(raw, report, pending);
-    if (pending.encoded.length > 0) await this.write(pending);
+    for (const raw of events) this.ingestOne(raw, report);
+    if (report.accepted > 0) await this.write();
     return report;
   }
 
-  private ingestOne(raw: unknown, report: IngestReport, pending: PendingEvents): void {
+  private ingestOne(raw: unknown, report: IngestReport): void {
     const checked = checkEnvelope(raw);
     if (!checked.ok) {
       report.invalid.push({ reason: checked.reason });
       return;
     }
-    const event = normalizeEvent(checked.value, checked.value);
+    const { origin, seq, lamport, ts } = checked.value;
+    const event = normalizeEvent(checked.value, origin, seq, lamport, ts);
+    const core = this.core;
+    if (seq === core.seqOf(origin) + 1 && !core.hasHeld(origin)) {
+      const size = this.committer.stage(core.position + 1, event);
+      core.acceptNext(event, size, false);
+      this.committer.queueStaged();
+      report.accepted++;
+      return;
+    }
     const bytes = encodeEvent(event);
-    const outcome = this.core.accept(event, bytes);
+    const outcome = core.accept(event, bytes);
     switch (outcome.kind) {
       case 'applied':
         report.accepted += outcome.entries.length;
-        for (const applied of outcome.entries) pending.encoded.push(applied.bytes);
+        for (const applied of outcome.entries) this.committer.queueEncoded(applied.entry.position, applied.bytes);
         return;
       case 'duplicate':
         report.duplicates++;
@@ -429,11 +459,11 @@ class LevelLedger implements Ledger {
   }
 
   /** Queues the events (and a snapshot when one is due); returns an error message when they could not be written. */
-  private async write(events: PendingEvents): Promise<string | undefined> {
+  private async write(): Promise<string | undefined> {
     const ops: BatchOp[] = [];
     this.maybeSnapshot(ops);
     try {
-      await this.committer.write(ops, events);
+      await this.committer.write(ops);
       return undefined;
     } catch (err) {
       return (err as Error).message;

@@ -1,6 +1,7 @@
+import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
-import { eventPackr } from './codec.js';
+import { ByteBuffer, encodeEventAt, eventPackr } from './codec.js';
 
 export { encodeEvent, eventPackr } from './codec.js';
 
@@ -138,12 +139,6 @@ export function decodeSegment(segment: Buffer, each: (value: unknown, size: numb
   });
 }
 
-/** Stored events waiting for the next batch: consecutive positions from `first`. */
-export interface PendingEvents {
-  first: number;
-  encoded: Uint8Array[];
-}
-
 // ---- snapshots ----
 
 interface SnapshotMeta {
@@ -192,13 +187,30 @@ export async function readSnapshot(db: Db): Promise<StoredSnapshot | undefined> 
   }
 }
 
+/** Consecutive events on their way to one stored segment: their encodings back to back. */
+interface Segment {
+  first: number;
+  count: number;
+  out: ByteBuffer;
+}
+
+/** First buffer of a segment; it doubles as needed (a full segment of typical events is ~600 KiB). */
+const SEGMENT_START_BYTES = 64 * 1024;
+
 /**
  * Group commit: every write asked for while one batch is on its way goes, together, into the next one.
  * A caller's promise resolves once its operations are on disk (fsynced too when `sync`).
+ *
+ * Events are encoded straight into the segment they will be stored in (`stage`, then `queueStaged`), so an
+ * event is encoded once and never copied before LevelDB takes it. Batches go to LevelDB one at a time, in
+ * order: a batch never reaches the disk ahead of an earlier one.
  */
 export class GroupCommit {
   private pending: BatchOp[] = [];
-  private waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
+  private segments: Segment[] = [];
+  /** Size of the event staged at the end of the last segment, not yet queued. */
+  private stagedSize = 0;
+  private next: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } | undefined;
   private scheduled = false;
   private writing = false;
   private failure: Error | undefined;
@@ -216,36 +228,87 @@ export class GroupCommit {
   }
 
   /**
-   * Queues events at consecutive positions from `first`, plus any other operations (snapshots). Consecutive
-   * events from all callers of one tick are stored as a few large segments, not one LevelDB value each.
+   * Encodes `event`, the event that will be at log `position`, after the queued events without queueing it:
+   * returns its encoded size. `queueStaged` then queues it; staging another event instead drops it.
    */
-  write(ops: BatchOp[], events?: PendingEvents): Promise<void> {
+  stage(position: number, event: LedgerEvent): number {
+    const segment = this.segmentFor(position);
+    this.stagedSize = encodeEventAt(segment.out, event);
+    return this.stagedSize;
+  }
+
+  /** A copy of the staged event's bytes. */
+  stagedBytes(): Buffer {
+    const out = this.segments[this.segments.length - 1]!.out;
+    return Buffer.from(out.bytes.subarray(out.length, out.length + this.stagedSize));
+  }
+
+  /** Queues the staged event at the position it was staged for. */
+  queueStaged(): void {
+    const segment = this.segments[this.segments.length - 1]!;
+    segment.out.length += this.stagedSize;
+    this.stagedSize = 0;
+    this.queued(segment);
+  }
+
+  /** Queues already encoded bytes as the event at `position`. */
+  queueEncoded(position: number, bytes: Uint8Array): void {
+    const segment = this.segmentFor(position);
+    const out = segment.out;
+    out.reserve(out.length, bytes.length);
+    out.bytes.set(bytes, out.length);
+    out.length += bytes.length;
+    this.stagedSize = 0;
+    this.queued(segment);
+  }
+
+  /** The segment the event at `position` goes into: the last one, unless it is full or does not end there. */
+  private segmentFor(position: number): Segment {
+    const last = this.segments[this.segments.length - 1];
+    if (last && last.count === 0) {
+      last.first = position;
+      return last;
+    }
+    if (last && last.count < SEGMENT_EVENTS && last.first + last.count === position) return last;
+    const segment = { first: position, count: 0, out: new ByteBuffer(SEGMENT_START_BYTES) };
+    this.segments.push(segment);
+    return segment;
+  }
+
+  private queued(segment: Segment): void {
+    segment.count++;
+    const position = segment.first + segment.count - 1;
+    if (position > this.pendingMark) this.pendingMark = position;
+    // A full segment goes to LevelDB at once when nothing is being written: the write proceeds on LevelDB's
+    // thread while the caller encodes the rest of its events (it is still acknowledged only with its batch).
+    if (segment.count === SEGMENT_EVENTS && !this.writing && !this.failure) void this.flush();
+  }
+
+  /** Queues other operations (snapshots) behind the events queued so far; resolves once all are written. */
+  write(ops: BatchOp[]): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (events && events.encoded.length > 0) this.queueEvents(events);
     for (const op of ops) this.pending.push(op);
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.next) {
+      let resolve!: () => void;
+      let reject!: (err: Error) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.next = { promise, resolve, reject };
+    }
     this.schedule();
-    return done;
+    return this.next.promise;
   }
 
   /** Resolves when everything asked for so far is written. */
   async drain(): Promise<void> {
-    if (this.pending.length === 0 && !this.writing) return;
+    if (!this.next && !this.writing && !this.hasQueued()) return;
     await this.write([]).catch(() => {});
   }
 
-  private segments: PendingEvents[] = [];
-
-  private queueEvents(events: PendingEvents): void {
-    const last = this.segments[this.segments.length - 1];
-    const lastEnd = last ? last.first + last.encoded.length : -1;
-    if (last && lastEnd === events.first && last.encoded.length + events.encoded.length <= SEGMENT_EVENTS) {
-      for (const bytes of events.encoded) last.encoded.push(bytes);
-    } else {
-      this.segments.push({ first: events.first, encoded: [...events.encoded] });
-    }
-    const end = events.first + events.encoded.length - 1;
-    if (end > this.pendingMark) this.pendingMark = end;
+  private hasQueued(): boolean {
+    return this.pending.length > 0 || this.segments.some((s) => s.count > 0);
   }
 
   private schedule(): void {
@@ -254,34 +317,38 @@ export class GroupCommit {
     // setImmediate, not a microtask: appends made across a tick's microtasks still share one batch.
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      // A full segment may have started a write meanwhile: its end schedules the next one.
+      if (!this.writing) void this.flush();
     });
   }
 
   private async flush(): Promise<void> {
-    const ops: BatchOp[] = this.segments.map((segment) => ({
-      type: 'put',
-      key: eventKey(segment.first),
-      value: Buffer.concat(segment.encoded),
-    }));
+    const ops: BatchOp[] = [];
+    for (const segment of this.segments) {
+      if (segment.count > 0) ops.push({ type: 'put', key: eventKey(segment.first), value: segment.out.written() });
+    }
     for (const op of this.pending) ops.push(op);
-    const waiters = this.waiters;
+    const waiting = this.next;
     const mark = this.pendingMark;
     this.segments = [];
+    // Staging and queueing happen in one synchronous step: whatever is still staged now was dropped.
+    this.stagedSize = 0;
     this.pending = [];
-    this.waiters = [];
+    this.next = undefined;
     this.writing = true;
     try {
       if (ops.length > 0) await this.db.batch(ops, { sync: this.sync });
       this.onWritten(mark);
-      for (const w of waiters) w.resolve();
+      waiting?.resolve();
     } catch (err) {
       this.failure = new Error(`ledger write failed; the ledger is read-only now: ${(err as Error).message}`);
-      for (const w of [...waiters, ...this.waiters]) w.reject(this.failure);
-      this.waiters = [];
+      waiting?.reject(this.failure);
+      // Writes asked for while this batch was on its way fail with it.
+      (this.next as typeof waiting)?.reject(this.failure);
+      this.next = undefined;
     } finally {
       this.writing = false;
     }
-    if (this.waiters.length > 0 && !this.failure) this.schedule();
+    if ((this.next || this.hasQueued()) && !this.failure) this.schedule();
   }
 }
