@@ -71,8 +71,9 @@ async function cluster(
   runners = new Map<string, ActionRunner>(),
   recipesDir?: string,
   extra: Partial<CoordinatorInit> = {},
+  net: { gossip?: boolean; syncIntervalMs?: number } = {},
 ): Promise<Cluster> {
-  const network = createMemoryNetwork();
+  const network = createMemoryNetwork(net.gossip === false ? { deliverGossip: () => false } : {});
   const ledgers = new Map<string, Ledger>();
   const meshes = new Map<string, ReturnType<typeof network.node>>();
   const log: string[] = [];
@@ -83,7 +84,7 @@ async function cluster(
     const ledger = await openLedger({ path, origin: id });
     const mesh = network.node(id);
     meshes.set(id, mesh);
-    const replicator = await createReplicator({ ledger, mesh, intervalMs: 50 });
+    const replicator = await createReplicator({ ledger, mesh, intervalMs: net.syncIntervalMs ?? 50 });
     ledgers.set(id, ledger);
     cleanup.push(async () => {
       replicator.stop();
@@ -183,6 +184,21 @@ describe('coordinator loop', () => {
     }
     // The dependent got its inputs from the ledger.
     expect(c.ledgers.get('coord')!.action(ids[2]!)?.output?.value).toEqual({ id: ids[2] });
+  });
+
+  it('results reach the coordinator straight from the worker: a goal completes with gossip and anti-entropy off', async () => {
+    const c = await cluster(['w1'], new Map(), undefined, {}, { gossip: false, syncIntervalMs: 0 });
+    const { goalId } = await c.coordinator.submit(plan([{ id: 'a' }, { id: 'b', after: ['a'] }]));
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed without gossip');
+    const coord = c.ledgers.get('coord')!;
+    for (const id of ['a', 'b']) {
+      expect(states(coord, `${goalId}.${id}`)).toEqual([
+        'ASSIGNED',
+        'IN_PROGRESS',
+        'STATUS_VERIFICATION_REQUESTED',
+        'COMPLETED',
+      ]);
+    }
   });
 
   it('retries a retryable failure with backoff under a new epoch, and completes', async () => {
