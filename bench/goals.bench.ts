@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { type DaemonProcess, startMesh } from '../test/support/daemons.js';
 import { percentile, report } from './report.js';
 
@@ -16,6 +17,16 @@ function noopGoal(n: number) {
       dependsOn: [],
     })),
   };
+}
+
+/** CPU time (user + system) a process has used, in ms; from /proc, so Linux only (undefined elsewhere). */
+function cpuMs(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
+  } catch {
+    return undefined;
+  }
 }
 
 /** Waits for goal.finished on the SSE stream: no polling between submit and completion. */
@@ -59,13 +70,30 @@ async function untilFinished(coord: DaemonProcess, goalId: string, from: number)
   }
 }
 {
-  const { coord, stop } = await startMesh(3, ['--slots', '256']);
+  const { coord, workers, stop } = await startMesh(3, ['--slots', '256']);
   try {
     const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
+    const processes = [coord, ...workers];
+    const cpuBefore = processes.map((p) => cpuMs(p.proc.pid));
     const t0 = performance.now();
     const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', noopGoal(THROUGHPUT_ACTIONS));
     await untilFinished(coord, goalId, position);
     const seconds = (performance.now() - t0) / 1000;
+    const cpuAfter = processes.map((p) => cpuMs(p.proc.pid));
+    if (cpuAfter.every((c, i) => c !== undefined && cpuBefore[i] !== undefined)) {
+      // The machine's whole CPU budget is shared by all four processes: this is what limits throughput.
+      const perAction = cpuAfter.map((c, i) => (c! - cpuBefore[i]!) / THROUGHPUT_ACTIONS);
+      report(
+        'goals',
+        'noop_cpu_per_action',
+        perAction.reduce((a, b) => a + b, 0),
+        'ms',
+        {
+          coordinator: Number(perAction[0]!.toFixed(3)),
+          workers: perAction.slice(1).map((x) => Number(x.toFixed(3))),
+        },
+      );
+    }
     report('goals', 'noop_throughput_3_workers', THROUGHPUT_ACTIONS / seconds, 'actions/s', {
       actions: THROUGHPUT_ACTIONS,
       seconds,
