@@ -236,7 +236,8 @@ class Libp2pMeshNode implements MeshNode {
    */
   async handle(protocol: string, handler: RequestHandler): Promise<void> {
     await this.serveFrames(protocol, async (message, peer, framed, signal) => {
-      const reply = await handler(message, peer, AbortSignal.any([signal, AbortSignal.timeout(60_000)]));
+      // The signal ends with the stream: a handler still working when the peer goes away can stop.
+      const reply = await handler(message, peer, signal);
       if (!reply) throw new Error('no reply');
       framed.send(encodeMessage(reply.kind, this.peerId, this.nextSeq(reply.kind), reply.body));
     });
