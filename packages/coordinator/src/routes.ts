@@ -1,3 +1,4 @@
+import { DASHBOARD_HEADERS, dashboardAssets } from '@hermes-mesh/dashboard';
 import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership } from '@hermes-mesh/mesh';
 import { Type } from '@sinclair/typebox';
@@ -196,6 +197,13 @@ export function registerRoutes(deps: RoutesDeps): void {
       unsubscribe();
     });
   });
+
+  // The web dashboard at / (static files read once, served with a strict CSP); it reads the routes above.
+  for (const asset of dashboardAssets()) {
+    app.get(asset.path, async (_req, reply) =>
+      reply.headers(DASHBOARD_HEADERS).type(asset.contentType).send(asset.body),
+    );
+  }
 }
 
 function goalByPrefix(deps: RoutesDeps, prefix: string) {
