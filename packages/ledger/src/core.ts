@@ -268,7 +268,7 @@ export class LedgerCore {
   private addTo<V>(map: Map<string, Entity<V>>, key: string, entry: LogEntry, apply: Apply<V>): Entity<V> {
     let entity = map.get(key);
     if (!entity) {
-      entity = { key, entries: [], view: undefined, rejected: new Map() };
+      entity = { key, entries: [], view: undefined, rejected: undefined };
       map.set(key, entity);
     }
     addToEntity(entity, entry, apply, this.context);
@@ -421,15 +421,15 @@ export class LedgerCore {
     const entity = this.actions.get(actionId);
     if (!entity) return [];
     return entity.entries.map((entry) => {
-      const reason = entity.rejected.get(entry);
+      const reason = entity.rejected?.get(entry);
       return reason === undefined ? { event: entry.event } : { event: entry.event, rejected: reason };
     });
   }
 
   rejections(filter: { goalId?: string; actionId?: string } = {}): RejectedEvent[] {
     const out: RejectedEvent[] = [];
-    const collect = (rejected: Map<LogEntry, string>) => {
-      for (const [entry, reason] of rejected) out.push(rejectedEvent(entry.event, reason));
+    const collect = (rejected: Map<LogEntry, string> | undefined) => {
+      if (rejected) for (const [entry, reason] of rejected) out.push(rejectedEvent(entry.event, reason));
     };
     if (filter.actionId !== undefined) {
       const entity = this.actions.get(filter.actionId);
@@ -492,10 +492,10 @@ export class LedgerCore {
     const unroutable = this.unroutable.get(entry);
     if (unroutable !== undefined) return unroutable;
     if (event.actionId !== undefined && event.type.startsWith('action.')) {
-      return this.actions.get(event.actionId)?.rejected.get(entry);
+      return this.actions.get(event.actionId)?.rejected?.get(entry);
     }
-    if (event.type.startsWith('node.')) return this.nodes.get(event.origin)?.rejected.get(entry);
-    return event.goalId === undefined ? undefined : this.goals.get(event.goalId)?.rejected.get(entry);
+    if (event.type.startsWith('node.')) return this.nodes.get(event.origin)?.rejected?.get(entry);
+    return event.goalId === undefined ? undefined : this.goals.get(event.goalId)?.rejected?.get(entry);
   }
 
   // ---- snapshots ----
@@ -600,7 +600,8 @@ function rejectedEvent(event: LedgerEvent, reason: string): RejectedEvent {
   return out;
 }
 
-function rejectionsText(rejected: Map<LogEntry, string>): string {
+function rejectionsText(rejected: Map<LogEntry, string> | undefined): string {
+  if (!rejected) return '\u0001';
   const lines = [...rejected].map(([entry, reason]) => `${entry.origin}\u0000${entry.seq}\u0000${reason}`);
   return `${lines.sort().join('\n')}\u0001`;
 }
@@ -609,7 +610,7 @@ function imageOf<V>(map: Map<string, Entity<V>>): EntityImage<V>[] {
   const out: EntityImage<V>[] = [];
   for (const entity of map.values()) {
     const rejected: Array<[number, string]> = [];
-    for (const [entry, reason] of entity.rejected) rejected.push([entry.position, reason]);
+    if (entity.rejected) for (const [entry, reason] of entity.rejected) rejected.push([entry.position, reason]);
     out.push([entity.key, entity.view, entity.entries.map((e) => e.position), rejected]);
   }
   return out;
@@ -624,8 +625,11 @@ function restoreEntities<V>(
     // The decoded array of positions becomes the array of entries (no second array per entity).
     const entries = positions as unknown as LogEntry[];
     for (let i = 0; i < positions.length; i++) entries[i] = entryAt(positions[i]!);
-    const entity: Entity<V> = { key, entries, view, rejected: new Map() };
-    for (const [position, reason] of rejected) entity.rejected.set(entryAt(position), reason);
+    const entity: Entity<V> = { key, entries, view, rejected: undefined };
+    if (rejected.length > 0) {
+      entity.rejected = new Map();
+      for (const [position, reason] of rejected) entity.rejected.set(entryAt(position), reason);
+    }
     map.set(key, entity);
   }
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { LedgerCore } from './core.js';
 import { type Action, applyActionEvent, compareEvents, type Entity } from './fold.js';
 import { simulateHistory, WORKERS } from './testing/simulate.js';
-import { TRANSITIONS } from './transitions.js';
+import { mayWrite, type Role, TRANSITIONS } from './transitions.js';
 
 const NO_BYTES = new Uint8Array(0);
 
@@ -137,6 +137,61 @@ describe('fold', () => {
         },
       ),
     );
+  });
+});
+
+describe('writers', () => {
+  it('lets exactly the roles WRITERS names move an action into each state', () => {
+    const origins: Array<[string, Role[]]> = [
+      ['coord', ['coordinator']],
+      ['worker-1', ['worker']],
+      ['stranger', []],
+    ];
+    let checked = 0;
+    for (const [from, targets] of Object.entries(TRANSITIONS) as Array<[keyof typeof TRANSITIONS, string[]]>) {
+      for (const to of targets as Array<keyof typeof TRANSITIONS>) {
+        if (to === 'ASSIGNED') continue;
+        for (const [origin, roles] of [...origins, ['coord', ['coordinator', 'worker']] as [string, Role[]]]) {
+          // The coordinator assigned to itself holds both roles.
+          const node = roles.length === 2 ? 'coord' : 'worker-1';
+          const entity: Entity<Action> = {
+            key: 'a',
+            entries: [],
+            rejected: new Map(),
+            view: {
+              id: 'a',
+              goalId: 'g',
+              flowId: 'f',
+              kind: 'builtin',
+              description: '',
+              dependsOn: [],
+              state: from,
+              epoch: 2,
+              node,
+              attempts: 2,
+              createdAt: 1,
+              updatedAt: 1,
+            },
+          };
+          const event: LedgerEvent = {
+            origin,
+            seq: 1,
+            lamport: 10,
+            ts: 5,
+            type: 'action.state',
+            goalId: 'g',
+            actionId: 'a',
+            epoch: 2,
+            state: to,
+            data: {},
+          };
+          const reason = applyActionEvent(entity, event, { coordinatorOf: () => 'coord' });
+          expect(reason === undefined, `${origin} ${from} -> ${to}: ${reason}`).toBe(mayWrite(to, new Set(roles)));
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { ActionState, LedgerEvent } from '@hermes-mesh/protocol';
 import type { LogEntry } from './codec.js';
 import type { EventData } from './events.js';
-import { FINAL_STATES, isLegalTransition, mayWrite, type Role } from './transitions.js';
+import { FINAL_STATES, isLegalTransition, type Role, WRITERS } from './transitions.js';
 
 export type { LogEntry } from './codec.js';
 
@@ -91,7 +91,8 @@ export interface Entity<V> {
   readonly key: string;
   entries: LogEntry[];
   view: V | undefined;
-  rejected: Map<LogEntry, string>;
+  /** Why the fold rejected some of `entries`; created with the first rejection (most entities have none). */
+  rejected: Map<LogEntry, string> | undefined;
 }
 
 /** The replay order of DESIGN 4: (epoch, Lamport clock, origin, seq). Total, so every replica sorts alike. */
@@ -142,13 +143,13 @@ function insertionIndex(entries: LogEntry[], event: LedgerEvent): number {
 
 export function refold<V>(entity: Entity<V>, apply: Apply<V>, context: FoldContext): void {
   entity.view = undefined;
-  entity.rejected.clear();
+  entity.rejected = undefined;
   for (const entry of entity.entries) applyEntry(entity, entry, apply, context);
 }
 
 function applyEntry<V>(entity: Entity<V>, entry: LogEntry, apply: Apply<V>, context: FoldContext): void {
   const reason = apply(entity, entry.event, context);
-  if (reason !== undefined) entity.rejected.set(entry, reason);
+  if (reason !== undefined) (entity.rejected ??= new Map()).set(entry, reason);
 }
 
 // ---- goals ----
@@ -249,10 +250,20 @@ function createdAction(event: LedgerEvent): Action {
   };
 }
 
-function rolesOf(origin: string, action: Action, coordinator: string): Set<Role> {
-  const roles = new Set<Role>();
-  if (origin === coordinator) roles.add('coordinator');
-  if (action.node !== undefined && origin === action.node) roles.add('worker');
+/** The roles of an event's origin as bits (one fold step per event: no Set to allocate). */
+type Roles = number;
+const COORDINATOR: Roles = 1;
+const WORKER: Roles = 2;
+const ROLE_BITS: Readonly<Record<Role, Roles>> = { coordinator: COORDINATOR, worker: WORKER };
+/** WRITERS as bits: `to` may be written by an origin whose roles share a bit with WRITER_BITS[to]. */
+const WRITER_BITS = Object.fromEntries(
+  Object.entries(WRITERS).map(([state, roles]) => [state, roles.reduce((bits, role) => bits | ROLE_BITS[role], 0)]),
+) as Readonly<Record<ActionState, Roles>>;
+
+function rolesOf(origin: string, action: Action, coordinator: string): Roles {
+  let roles = 0;
+  if (origin === coordinator) roles |= COORDINATOR;
+  if (action.node !== undefined && origin === action.node) roles |= WORKER;
   return roles;
 }
 
@@ -263,17 +274,18 @@ function epochMismatch(action: Action, epoch: number): string | undefined {
   return undefined;
 }
 
-function applyTransition(action: Action, event: LedgerEvent, roles: Set<Role>): string | undefined {
+function applyTransition(action: Action, event: LedgerEvent, roles: Roles): string | undefined {
   const to = event.state!;
   const epoch = event.epoch!;
   const data = event.data as EventData<'action.state'>;
   if (to === 'ASSIGNED') {
     if (epoch <= action.epoch) return `stale epoch ${epoch}: ASSIGNED needs an epoch above ${action.epoch}`;
-    if (!roles.has('coordinator')) return `ASSIGNED is the coordinator's, not ${event.origin}'s`;
+    if (!(roles & COORDINATOR)) return `ASSIGNED is the coordinator's, not ${event.origin}'s`;
   } else {
     const mismatch = epochMismatch(action, epoch);
     if (mismatch) return mismatch;
-    if (!mayWrite(to, roles)) return `${event.origin} may not set ${to} (epoch ${epoch} belongs to ${action.node})`;
+    if (!(roles & WRITER_BITS[to]))
+      return `${event.origin} may not set ${to} (epoch ${epoch} belongs to ${action.node})`;
   }
   if (!isLegalTransition(action.state, to)) return `illegal transition ${action.state} -> ${to}`;
   const replaces = data.spec !== undefined || data.kind !== undefined;
@@ -312,10 +324,10 @@ function applyTransition(action: Action, event: LedgerEvent, roles: Set<Role>): 
 
 const OUTPUT_STATES: ReadonlySet<ActionState> = new Set(['IN_PROGRESS', 'STATUS_VERIFICATION_REQUESTED']);
 
-function applyOutput(action: Action, event: LedgerEvent, roles: Set<Role>): string | undefined {
+function applyOutput(action: Action, event: LedgerEvent, roles: Roles): string | undefined {
   const mismatch = epochMismatch(action, event.epoch!);
   if (mismatch) return mismatch;
-  if (!roles.has('worker')) return `output is the assigned node's (${action.node}), not ${event.origin}'s`;
+  if (!(roles & WORKER)) return `output is the assigned node's (${action.node}), not ${event.origin}'s`;
   if (!OUTPUT_STATES.has(action.state)) return `output not accepted in state ${action.state}`;
   const data = event.data as EventData<'action.output'>;
   action.output = { ...data, node: event.origin, epoch: event.epoch!, at: event.ts };
