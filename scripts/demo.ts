@@ -118,3 +118,4 @@ for (const plan of plans) {
 console.log(
   `\nthe mesh keeps running: HERMES_API=${coord.api} npx hermes-coord nodes | watch | status <id>; Ctrl-C stops it`,
 );
+console.log(`dashboard: ${coord.api}/ (nodes, goals and live events in the browser)`);

@@ -1,7 +1,15 @@
+import { createServer } from 'node:net';
 import { type Browser, type Page, chromium as playwright } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureChromium } from './setup/chromium.js';
-import { type DaemonProcess, startDaemonProcess, startMesh, stopDaemon, type TestMesh } from './support/daemons.js';
+import {
+  type DaemonProcess,
+  startDaemonProcess,
+  startMesh,
+  stopDaemon,
+  type TestMesh,
+  tempDir,
+} from './support/daemons.js';
 import { waitFor } from './support/wait.js';
 
 // The dashboard as a user sees it: real processes (a coordinator and hermesd workers on loopback) and Debian's
@@ -172,5 +180,112 @@ describe.skipIf(!browserFound.path)('dashboard in headless chromium', () => {
     await page.locator(`#goals-body tr[data-goal="${id}"][data-state="FAILED"]`).waitFor({ timeout: UI_MS });
     expect((await goal(id)).state).toBe('FAILED');
     expect(pageErrors).toEqual([]);
+  });
+});
+
+/** A TCP port free on loopback right now (for a coordinator that must come back on the same address). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe.skipIf(!browserFound.path)('dashboard with an API token, across a coordinator restart', () => {
+  const TOKEN = 'dashboard-test-token';
+  let coord: DaemonProcess;
+  let browser: Browser;
+  let page: Page;
+  let args: string[];
+  const meshKey = `${tempDir()}/mesh.key`;
+
+  const start = (dataDir?: string) =>
+    startDaemonProcess({
+      name: 'coord',
+      coordinator: true,
+      meshKey,
+      ...(dataDir ? { dataDir } : {}),
+      args,
+      env: { HERMES_API_TOKEN: TOKEN },
+    });
+
+  beforeAll(async () => {
+    // No worker: goals stay PENDING, which is enough to see them and their events. The API port survives a restart.
+    args = ['--log-level', 'warn', '--api', `127.0.0.1:${await freePort()}`];
+    coord = await start();
+    browser = await playwright.launch({ executablePath: browserFound.path!, headless: true });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 }, colorScheme: 'dark' });
+    // A browser cannot send a bearer token when it loads a page; this test's coordinator asks for one on every
+    // route, so the page's own files get it here, and the page must send it on every API call itself.
+    await page.route(
+      (url) => !url.pathname.startsWith('/v1/'),
+      (route) => route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${TOKEN}` } }),
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (coord) await stopDaemon(coord);
+  });
+
+  const authed = async <T>(path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${coord.api}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  const noopGoal = (goal: string) =>
+    authed<{ goalId: string }>('/v1/goals', {
+      goal,
+      flows: [{ id: 'main', persona: 'Tester' }],
+      actions: [{ id: 'one', flowId: 'main', kind: 'builtin', params: { name: 'noop' }, dependsOn: [] }],
+    });
+
+  it('asks for the token, then shows the mesh with it (kept for the tab only)', async () => {
+    expect((await fetch(`${coord.api}/v1/peers`)).status).toBe(401);
+    await page.goto(coord.api);
+    await page.locator('#connection[data-status="down"]').waitFor({ timeout: UI_MS });
+    expect(await page.locator('#notice').textContent()).toContain('needs a token');
+    await page.locator('#token').fill(TOKEN);
+    await page.locator('#token-form button[type="submit"]').click();
+    await page.locator('#connection[data-status="live"]').waitFor({ timeout: UI_MS });
+    await page.locator(`#nodes-body tr[data-node="${coord.peerId}"]`).waitFor({ timeout: UI_MS });
+    expect(await page.evaluate("sessionStorage.getItem('hermes-mesh.token')")).toBe(TOKEN);
+    expect(await page.evaluate('localStorage.length')).toBe(0);
+    const { goalId } = await noopGoal('before the restart');
+    await page.locator(`#goals-body tr[data-goal="${goalId}"][data-state="ACTIVE"]`).waitFor({ timeout: UI_MS });
+  });
+
+  it('reconnects when the stream drops and resumes from its last position: no event lost or repeated', async () => {
+    await page.evaluate(() => {
+      (globalThis as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    const dataDir = coord.dataDir;
+    await stopDaemon(coord);
+    await page.locator('#connection[data-status="down"]').waitFor({ timeout: UI_MS });
+    coord = await start(dataDir);
+    await page.locator('#connection[data-status="live"]').waitFor({ timeout: UI_MS });
+    const { goalId } = await noopGoal('after the restart');
+    await page.locator(`#goals-body tr[data-goal="${goalId}"][data-state="ACTIVE"]`).waitFor({ timeout: UI_MS });
+    await authed(`/v1/goals/${goalId}/cancel`, {});
+    await page.locator(`#goals-body tr[data-goal="${goalId}"][data-state="CANCELLED"]`).waitFor({ timeout: UI_MS });
+    await page.locator(`#feed li[data-type="goal.cancelled"] a[title="${goalId}"]`).waitFor({ timeout: UI_MS });
+    // The errors shown while the coordinator was away go once it answers again.
+    await page.locator('#notice').waitFor({ state: 'hidden', timeout: UI_MS });
+    const positions = await page
+      .locator('#feed li[data-position]')
+      .evaluateAll((items) => items.map((li) => Number(li.getAttribute('data-position'))));
+    const { position } = await authed<{ position: number }>('/v1/ledger');
+    // Newest first, every position once, none missing up to the ledger's end.
+    expect(positions[0]).toBe(position);
+    expect(positions).toEqual([...positions].sort((a, b) => b - a));
+    expect(new Set(positions).size).toBe(positions.length);
+    expect(positions.length).toBe(positions[0]! - positions.at(-1)! + 1);
+    expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    await page.screenshot({ path: '/tmp/hermes-dashboard-dark.png', fullPage: true });
   });
 });

@@ -98,7 +98,11 @@ function meter(fraction: number, label: string, busy = false): HTMLElement {
     : h('meter', { min: '0', max: '1', value, title: label });
 }
 
-function notice(message: string | undefined, kind: 'error' | 'info' = 'error'): void {
+/** What the error notice is about (a failed call's name), so the next success of that call clears it. */
+let noticeAbout: string | undefined;
+
+function notice(message: string | undefined, kind: 'error' | 'info' = 'error', about?: string): void {
+  noticeAbout = message && kind === 'error' ? about : undefined;
   const el = byId('notice');
   el.hidden = !message;
   el.className = `notice ${kind}`;
@@ -115,10 +119,12 @@ function connection(text: string, kind: 'live' | 'wait' | 'down'): void {
 /** Runs an API call; a 401 asks for the token, anything else is shown in the notice line. */
 async function guarded<T>(what: string, call: () => Promise<T>): Promise<T | undefined> {
   try {
-    return await call();
+    const result = await call();
+    if (noticeAbout === what || noticeAbout === 'token') notice(undefined);
+    return result;
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) askForToken();
-    else notice(`${what}: ${(err as Error).message}`);
+    else notice(`${what}: ${(err as Error).message}`, 'error', what);
     return undefined;
   }
 }
@@ -129,6 +135,8 @@ function askForToken(): void {
     savedToken()
       ? 'The API refused this token. Enter the right one (HERMES_API_TOKEN of the coordinator).'
       : 'This API needs a token: enter HERMES_API_TOKEN of the coordinator above.',
+    'error',
+    'token',
   );
   byId<HTMLInputElement>('token').focus();
 }
