@@ -521,6 +521,7 @@ function renderFeed(): void {
 // What the events say changed, gathered and re-read together so a burst of events costs one round of requests.
 const pending = { goals: new Set<string>(), list: false, peers: false };
 let flushScheduled = false;
+let feedDrawScheduled = false;
 
 function onEvents(events: MeshEvent[]): void {
   for (const e of events) {
@@ -531,7 +532,14 @@ function onEvents(events: MeshEvent[]): void {
     if (e.type === 'action.state' || e.type.startsWith('node.')) pending.peers = true;
   }
   view.feed = [...events.reverse(), ...view.feed].slice(0, FEED_MAX);
-  renderFeed();
+  // A burst arrives in many chunks: draw the feed once per frame, not once per chunk.
+  if (!feedDrawScheduled) {
+    feedDrawScheduled = true;
+    requestAnimationFrame(() => {
+      feedDrawScheduled = false;
+      renderFeed();
+    });
+  }
   if (!flushScheduled) {
     flushScheduled = true;
     setTimeout(flush, 150);
