@@ -152,7 +152,7 @@ export function followEvents(
       }
       onStatus({ kind: 'reconnecting', why: outcome, inMs: backoff });
       await pause(backoff);
-      backoff = Math.min(backoff * 2, 5_000);
+      backoff = Math.min(backoff * 2, 3_000);
     }
   })();
 
