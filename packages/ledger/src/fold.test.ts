@@ -2,7 +2,7 @@ import type { LedgerEvent } from '@hermes-mesh/protocol';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LedgerCore } from './core.js';
-import { type Action, applyActionEvent, compareEvents, type Entity } from './fold.js';
+import { type Action, applyActionEvent, compareEvents, copyOwn, type Entity } from './fold.js';
 import { simulateHistory, WORKERS } from './testing/simulate.js';
 import { mayWrite, type Role, TRANSITIONS } from './transitions.js';
 
@@ -136,6 +136,41 @@ describe('fold', () => {
           expect(entity.view).toEqual(view);
         },
       ),
+    );
+  });
+});
+
+describe('copyOwn', () => {
+  it('copies exactly what an object spread copies, in the same order', () => {
+    const symbol = Symbol('s');
+    const hidden = Symbol('hidden');
+    const inherited = Object.create({ fromProto: 1 }) as Record<string, unknown>;
+    inherited.own = 2;
+    const withSymbols: Record<string | symbol, unknown> = { a: 1, [symbol]: 'sym' };
+    Object.defineProperty(withSymbols, hidden, { value: 'no', enumerable: false });
+    Object.defineProperty(withSymbols, 'quiet', { value: 'no', enumerable: false });
+    const samples: object[] = [
+      {},
+      { ref: 'r', summary: 's' },
+      { b: 1, 2: 'two', a: undefined, 1: 'one', z: { deep: [1] } },
+      JSON.parse('{"__proto__": {"polluted": true}, "x": 1}'),
+      inherited,
+      withSymbols,
+      Object.assign(Object.create(null), { n: 1 }),
+    ];
+    for (const sample of samples) {
+      const copy = copyOwn(sample);
+      const spread = { ...sample } as Record<string | symbol, unknown>;
+      expect(Reflect.ownKeys(copy)).toEqual(Reflect.ownKeys(spread));
+      for (const key of Reflect.ownKeys(spread)) expect(copy[key]).toBe(spread[key]);
+      expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    }
+    fc.assert(
+      fc.property(fc.object(), (value) => {
+        const copy = copyOwn(value);
+        expect(Reflect.ownKeys(copy)).toEqual(Reflect.ownKeys({ ...value }));
+        expect(copy).toStrictEqual({ ...value });
+      }),
     );
   });
 });

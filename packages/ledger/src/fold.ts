@@ -149,7 +149,9 @@ export function refold<V>(entity: Entity<V>, apply: Apply<V>, context: FoldConte
 
 function applyEntry<V>(entity: Entity<V>, entry: LogEntry, apply: Apply<V>, context: FoldContext): void {
   const reason = apply(entity, entry.event, context);
-  if (reason !== undefined) (entity.rejected ??= new Map()).set(entry, reason);
+  if (reason === undefined) return;
+  if (!entity.rejected) entity.rejected = new Map();
+  entity.rejected.set(entry, reason);
 }
 
 // ---- goals ----
@@ -176,7 +178,10 @@ export const applyGoalEvent: Apply<Goal> = (entity, event) => {
   if (!goal) return `goal ${event.goalId} not submitted`;
   if (event.type === 'recipe.saved') {
     const data = event.data as EventData<'recipe.saved'>;
-    goal.recipes.push({ ...data, savedBy: event.origin, savedAt: event.ts });
+    const recipe = copyOwn(data) as unknown as Recipe;
+    recipe.savedBy = event.origin;
+    recipe.savedAt = event.ts;
+    goal.recipes.push(recipe);
     goal.updatedAt = event.ts;
     return undefined;
   }
@@ -234,20 +239,64 @@ export const applyActionEvent: Apply<Action> = (entity, event, context) => {
 
 function createdAction(event: LedgerEvent): Action {
   const data = event.data as EventData<'action.created'>;
+  const id = event.actionId!;
+  const goalId = event.goalId!;
+  const { flowId, kind, description, spec } = data;
+  const dependsOn = [...data.dependsOn];
+  const state = data.preview ? 'PREVIEW_PENDING' : 'PENDING';
+  const ts = event.ts;
+  // Two literals rather than a spread of an optional field: the same keys in the same order, built directly.
+  if (spec === undefined) {
+    return {
+      id,
+      goalId,
+      flowId,
+      kind,
+      description,
+      dependsOn,
+      state,
+      epoch: 0,
+      attempts: 0,
+      createdAt: ts,
+      updatedAt: ts,
+    };
+  }
   return {
-    id: event.actionId!,
-    goalId: event.goalId!,
-    flowId: data.flowId,
-    kind: data.kind,
-    description: data.description,
-    dependsOn: [...data.dependsOn],
-    ...(data.spec === undefined ? {} : { spec: data.spec }),
-    state: data.preview ? 'PREVIEW_PENDING' : 'PENDING',
+    id,
+    goalId,
+    flowId,
+    kind,
+    description,
+    dependsOn,
+    spec,
+    state,
     epoch: 0,
     attempts: 0,
-    createdAt: event.ts,
-    updatedAt: event.ts,
+    createdAt: ts,
+    updatedAt: ts,
   };
+}
+
+/**
+ * `{ ...source }` without the spread (several times slower in V8 for these small objects): the own enumerable
+ * properties, string keys in order then symbols, each defined on the copy (so `__proto__` stays a plain key).
+ */
+export function copyOwn(source: object): Record<string | symbol, unknown> {
+  const from = source as Record<string | symbol, unknown>;
+  const out: Record<string | symbol, unknown> = {};
+  for (const key in from) {
+    if (!Object.hasOwn(from, key)) continue;
+    if (key === '__proto__') define(out, key, from[key]);
+    else out[key] = from[key];
+  }
+  for (const symbol of Object.getOwnPropertySymbols(from)) {
+    if (Object.prototype.propertyIsEnumerable.call(from, symbol)) define(out, symbol, from[symbol]);
+  }
+  return out;
+}
+
+function define(target: object, key: string | symbol, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /** The roles of an event's origin as bits (one fold step per event: no Set to allocate). */
@@ -330,7 +379,11 @@ function applyOutput(action: Action, event: LedgerEvent, roles: Roles): string |
   if (!(roles & WORKER)) return `output is the assigned node's (${action.node}), not ${event.origin}'s`;
   if (!OUTPUT_STATES.has(action.state)) return `output not accepted in state ${action.state}`;
   const data = event.data as EventData<'action.output'>;
-  action.output = { ...data, node: event.origin, epoch: event.epoch!, at: event.ts };
+  const output = copyOwn(data) as unknown as ActionOutput;
+  output.node = event.origin;
+  output.epoch = event.epoch!;
+  output.at = event.ts;
+  action.output = output;
   action.updatedAt = event.ts;
   return undefined;
 }

@@ -362,26 +362,40 @@ class LevelLedger implements Ledger {
     return this.init.origin;
   }
 
-  async append(input: EventInput): Promise<AppendResult> {
-    const [result] = await this.appendMany([input]);
-    return result!;
+  append(input: EventInput): Promise<AppendResult> {
+    // Not appendMany([input]): a tick of single appends shares one batch, and each costs little more than its
+    // event (one promise per call, chained to the batch's shared one).
+    try {
+      const unusable = this.unusable();
+      if (unusable) return Promise.resolve({ ok: false, error: unusable });
+      this.committer.expect(1);
+      const result = this.appendOne(input);
+      if (!result.ok) return Promise.resolve(result);
+      return this.write().then((error) => (error === undefined ? result : { ok: false, error: error.message }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  async appendMany(inputs: readonly EventInput[]): Promise<AppendResult[]> {
-    const unusable = this.unusable();
-    if (unusable) return inputs.map(() => ({ ok: false, error: unusable }));
-    const results: AppendResult[] = [];
-    let appended = false;
-    for (const input of inputs) {
-      const result = this.appendOne(input);
-      if (result.ok) appended = true;
-      results.push(result);
+  appendMany(inputs: readonly EventInput[]): Promise<AppendResult[]> {
+    try {
+      const unusable = this.unusable();
+      if (unusable) return Promise.resolve(inputs.map(() => ({ ok: false, error: unusable })));
+      const results: AppendResult[] = [];
+      let appended = false;
+      this.committer.expect(inputs.length);
+      for (const input of inputs) {
+        const result = this.appendOne(input);
+        if (result.ok) appended = true;
+        results.push(result);
+      }
+      if (!appended) return Promise.resolve(results);
+      return this.write().then((error) =>
+        error === undefined ? results : results.map((r) => (r.ok ? { ok: false, error: error.message } : r)),
+      );
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (appended) {
-      const written = await this.write();
-      if (written) return results.map((r) => (r.ok ? { ok: false, error: written } : r));
-    }
-    return results;
   }
 
   private appendOne(input: EventInput): AppendResult {
@@ -419,6 +433,7 @@ class LevelLedger implements Ledger {
       report.invalid = events.map(() => ({ reason: unusable }));
       return report;
     }
+    this.committer.expect(events.length);
     for (const raw of events) this.ingestOne(raw, report);
     if (report.accepted > 0) await this.write();
     return report;
@@ -458,16 +473,12 @@ class LevelLedger implements Ledger {
     }
   }
 
-  /** Queues the events (and a snapshot when one is due); returns an error message when they could not be written. */
-  private async write(): Promise<string | undefined> {
-    const ops: BatchOp[] = [];
-    this.maybeSnapshot(ops);
-    try {
-      await this.committer.write(ops);
-      return undefined;
-    } catch (err) {
-      return (err as Error).message;
-    }
+  /**
+   * Queues a snapshot when one is due behind the queued events. The promise is the batch's, shared by every
+   * caller: it resolves once all is written, to undefined, or to the error that stopped the write.
+   */
+  private write(): Promise<Error | undefined> {
+    return this.committer.write(this.maybeSnapshot());
   }
 
   private unusable(): string | undefined {
@@ -475,15 +486,17 @@ class LevelLedger implements Ledger {
     return this.committer.failed?.message;
   }
 
-  /** Queues a snapshot behind the events it covers (same write queue, so never ahead of them on disk). */
-  private maybeSnapshot(ops: BatchOp[]): void {
-    if (this.snapshotEvery <= 0) return;
+  /** The operations of a snapshot when one is due, queued behind the events it covers (never ahead on disk). */
+  private maybeSnapshot(): BatchOp[] | undefined {
+    if (this.snapshotEvery <= 0) return undefined;
     const position = this.core.position;
-    if (position - (this.lastSnapshot?.position ?? this.openStats.snapshotPosition) < this.snapshotEvery) return;
+    if (position - (this.lastSnapshot?.position ?? this.openStats.snapshotPosition) < this.snapshotEvery) {
+      return undefined;
+    }
     const snapshot = snapshotOps(snapshotImage(this.core), position, this.lastSnapshot);
-    for (const op of snapshot) ops.push(op);
     const parts = snapshot.filter((op) => op.type === 'put').length - 1;
     this.lastSnapshot = { position, parts };
+    return snapshot;
   }
 
   private onWritten(mark: number): void {

@@ -194,8 +194,9 @@ interface Segment {
   out: ByteBuffer;
 }
 
-/** First buffer of a segment; it doubles as needed (a full segment of typical events is ~600 KiB). */
-const SEGMENT_START_BYTES = 64 * 1024;
+/** Smallest and largest first buffer of a segment; it doubles as needed (a full segment is ~600 KiB). */
+const SEGMENT_MIN_BYTES = 4 * 1024;
+const SEGMENT_MAX_BYTES = 8 * 1024 * 1024;
 
 /**
  * Group commit: every write asked for while one batch is on its way goes, together, into the next one.
@@ -210,7 +211,12 @@ export class GroupCommit {
   private segments: Segment[] = [];
   /** Size of the event staged at the end of the last segment, not yet queued. */
   private stagedSize = 0;
-  private next: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } | undefined;
+  /** Events the current caller said it is about to queue, and the average encoded size so far: a new segment
+   * starts large enough for them, rather than growing (and copying) its buffer on the way. */
+  private expected = 0;
+  private bytesPerEvent = 256;
+  /** The next batch: every caller waiting for it shares this one promise (undefined once written, or the error). */
+  private next: { promise: Promise<Error | undefined>; settle: (outcome: Error | undefined) => void } | undefined;
   private scheduled = false;
   private writing = false;
   private failure: Error | undefined;
@@ -225,6 +231,11 @@ export class GroupCommit {
 
   get failed(): Error | undefined {
     return this.failure;
+  }
+
+  /** Says about how many events the caller is going to queue now (sizes the next segment's buffer). */
+  expect(events: number): void {
+    this.expected = events;
   }
 
   /**
@@ -270,13 +281,19 @@ export class GroupCommit {
       return last;
     }
     if (last && last.count < SEGMENT_EVENTS && last.first + last.count === position) return last;
-    const segment = { first: position, count: 0, out: new ByteBuffer(SEGMENT_START_BYTES) };
+    const events = Math.min(SEGMENT_EVENTS, Math.max(1, this.expected));
+    const bytes = Math.min(
+      SEGMENT_MAX_BYTES,
+      Math.max(SEGMENT_MIN_BYTES, Math.ceil(events * this.bytesPerEvent * 1.1)),
+    );
+    const segment = { first: position, count: 0, out: new ByteBuffer(bytes) };
     this.segments.push(segment);
     return segment;
   }
 
   private queued(segment: Segment): void {
     segment.count++;
+    this.expected--;
     const position = segment.first + segment.count - 1;
     if (position > this.pendingMark) this.pendingMark = position;
     // A full segment goes to LevelDB at once when nothing is being written: the write proceeds on LevelDB's
@@ -284,18 +301,19 @@ export class GroupCommit {
     if (segment.count === SEGMENT_EVENTS && !this.writing && !this.failure) void this.flush();
   }
 
-  /** Queues other operations (snapshots) behind the events queued so far; resolves once all are written. */
-  write(ops: BatchOp[]): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    for (const op of ops) this.pending.push(op);
+  /**
+   * Queues other operations (snapshots) behind the events queued so far. The promise, shared by all callers of
+   * one batch, never rejects: it resolves once all is written, to undefined, or to the error that stopped it.
+   */
+  write(ops?: readonly BatchOp[]): Promise<Error | undefined> {
+    if (this.failure) return Promise.resolve(this.failure);
+    if (ops) for (const op of ops) this.pending.push(op);
     if (!this.next) {
-      let resolve!: () => void;
-      let reject!: (err: Error) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
+      let settle!: (outcome: Error | undefined) => void;
+      const promise = new Promise<Error | undefined>((resolve) => {
+        settle = resolve;
       });
-      this.next = { promise, resolve, reject };
+      this.next = { promise, settle };
     }
     this.schedule();
     return this.next.promise;
@@ -304,7 +322,7 @@ export class GroupCommit {
   /** Resolves when everything asked for so far is written. */
   async drain(): Promise<void> {
     if (!this.next && !this.writing && !this.hasQueued()) return;
-    await this.write([]).catch(() => {});
+    await this.write();
   }
 
   private hasQueued(): boolean {
@@ -324,9 +342,15 @@ export class GroupCommit {
 
   private async flush(): Promise<void> {
     const ops: BatchOp[] = [];
+    let events = 0;
+    let bytes = 0;
     for (const segment of this.segments) {
-      if (segment.count > 0) ops.push({ type: 'put', key: eventKey(segment.first), value: segment.out.written() });
+      if (segment.count === 0) continue;
+      ops.push({ type: 'put', key: eventKey(segment.first), value: segment.out.written() });
+      events += segment.count;
+      bytes += segment.out.length;
     }
+    if (events > 0) this.bytesPerEvent = bytes / events;
     for (const op of this.pending) ops.push(op);
     const waiting = this.next;
     const mark = this.pendingMark;
@@ -339,12 +363,12 @@ export class GroupCommit {
     try {
       if (ops.length > 0) await this.db.batch(ops, { sync: this.sync });
       this.onWritten(mark);
-      waiting?.resolve();
+      waiting?.settle(undefined);
     } catch (err) {
       this.failure = new Error(`ledger write failed; the ledger is read-only now: ${(err as Error).message}`);
-      waiting?.reject(this.failure);
+      waiting?.settle(this.failure);
       // Writes asked for while this batch was on its way fail with it.
-      (this.next as typeof waiting)?.reject(this.failure);
+      (this.next as typeof waiting)?.settle(this.failure);
       this.next = undefined;
     } finally {
       this.writing = false;
