@@ -164,7 +164,7 @@ function renderNodes(): void {
       h(
         'td',
         { class: 'name' },
-        h('span', { class: 'node-name' }, p.name),
+        h('span', { class: 'node-name', title: p.name }, p.name),
         p.self ? h('span', { class: 'tag', title: 'the node serving this page' }, 'coordinator') : null,
       ),
       h('td', { class: 'mono', title: p.nodeId }, shortId(p.nodeId)),
