@@ -218,12 +218,6 @@ describe.skipIf(!browserFound.path)('dashboard with a token, over a restart', { 
     coord = await start();
     browser = await playwright.launch({ executablePath: browserFound.path!, headless: true });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 }, colorScheme: 'dark' });
-    // A browser cannot send a bearer token when it loads a page; this test's coordinator asks for one on every
-    // route, so the page's own files get it here, and the page must send it on every API call itself.
-    await page.route(
-      (url) => !url.pathname.startsWith('/v1/'),
-      (route) => route.continue({ headers: { ...route.request().headers(), authorization: `Bearer ${TOKEN}` } }),
-    );
   }, 60_000);
 
   afterAll(async () => {

@@ -200,7 +200,7 @@ export function registerRoutes(deps: RoutesDeps): void {
 
   // The web dashboard at / (static files read once, served with a strict CSP); it reads the routes above.
   for (const asset of dashboardAssets()) {
-    app.get(asset.path, async (_req, reply) =>
+    app.get(asset.path, { config: { public: true } }, async (_req, reply) =>
       reply.headers(DASHBOARD_HEADERS).type(asset.contentType).send(asset.body),
     );
   }

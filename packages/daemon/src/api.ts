@@ -46,6 +46,9 @@ export function createApi(deps: ApiDeps): FastifyInstance {
   if (deps.token) {
     const token = deps.token;
     app.addHook('onRequest', async (req, reply) => {
+      // Static files marked public (the dashboard page and its scripts: no mesh data in them) load without the
+      // token, since a browser cannot send a header when it opens a URL; every /v1 route still asks for it.
+      if (req.method === 'GET' && (req.routeOptions.config as { public?: boolean } | undefined)?.public) return;
       if (!tokenMatches(req.headers.authorization, token)) {
         await reply.code(401).send({ error: 'unauthorized', hint: 'send Authorization: Bearer <token>' });
       }
