@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ByteBuffer, encodeEventAt, eventPackr } from './codec.js';
+import { ByteBuffer, encodeBuiltEventAt, encodeEventAt, eventPackr } from './codec.js';
 import { seededRandom } from './testing/simulate.js';
 
 const random = seededRandom(7);
@@ -107,6 +107,32 @@ function encoded(value: unknown, out = new ByteBuffer(16)): Buffer {
   const size = encodeEventAt(out, value as never);
   return Buffer.from(out.bytes.subarray(0, size));
 }
+
+describe('encodeBuiltEventAt', () => {
+  it('writes exactly the bytes msgpackr writes for events built in LedgerEvent field order', () => {
+    const out = new ByteBuffer(8);
+    for (let i = 0; i < 3000; i++) {
+      const e = event();
+      // As the ledger builds events: a field is there only when defined.
+      if (e.data === undefined) delete e.data;
+      out.length = 0;
+      const size = encodeBuiltEventAt(out, e as never);
+      const bytes = Buffer.from(out.bytes.subarray(0, size));
+      expect(bytes.equals(eventPackr.pack(e)), JSON.stringify(e)?.slice(0, 300)).toBe(true);
+    }
+    const odd = {
+      origin: 'o',
+      seq: 1,
+      lamport: 1,
+      ts: 1,
+      type: 't',
+      data: { when: new Date(5), b: new Uint8Array(2) },
+    };
+    out.length = 0;
+    const size = encodeBuiltEventAt(out, odd as never);
+    expect(Buffer.from(out.bytes.subarray(0, size)).equals(eventPackr.pack(odd))).toBe(true);
+  });
+});
 
 describe('encodeEventAt', () => {
   it('writes exactly the bytes msgpackr writes, for every kind of value it knows', () => {

@@ -105,6 +105,67 @@ export function encodeEventAt(out: ByteBuffer, event: LedgerEvent): number {
   return bytes.length;
 }
 
+/**
+ * `encodeEventAt` for an event built field by field in the order of a LedgerEvent (origin, seq, lamport, ts,
+ * type, then goalId, actionId, epoch, state, data where defined) and holding nothing else, as the ledger builds
+ * every event it stores: the envelope is written from its fields, without walking the object.
+ */
+export function encodeBuiltEventAt(out: ByteBuffer, event: LedgerEvent): number {
+  const start = out.length;
+  const { goalId, actionId, epoch, state, data } = event;
+  const fields =
+    5 +
+    (goalId === undefined ? 0 : 1) +
+    (actionId === undefined ? 0 : 1) +
+    (epoch === undefined ? 0 : 1) +
+    (state === undefined ? 0 : 1) +
+    (data === undefined ? 0 : 1);
+  out.reserve(start, 3 + ENVELOPE_KEYS_BYTES);
+  out.bytes[start] = 0xde;
+  out.bytes[start + 1] = 0;
+  out.bytes[start + 2] = fields;
+  let pos = writeKey(out, start + 3, KEY_ORIGIN);
+  pos = writeString(out, pos, event.origin);
+  pos = writeNumber(out, writeKey(out, pos, KEY_SEQ), event.seq);
+  pos = writeNumber(out, writeKey(out, pos, KEY_LAMPORT), event.lamport);
+  pos = writeNumber(out, writeKey(out, pos, KEY_TS), event.ts);
+  pos = writeString(out, writeKey(out, pos, KEY_TYPE), event.type);
+  if (goalId !== undefined) pos = writeString(out, writeKey(out, pos, KEY_GOAL_ID), goalId);
+  if (actionId !== undefined) pos = writeString(out, writeKey(out, pos, KEY_ACTION_ID), actionId);
+  if (epoch !== undefined) pos = writeNumber(out, writeKey(out, pos, KEY_EPOCH), epoch);
+  if (state !== undefined) pos = writeString(out, writeKey(out, pos, KEY_STATE), state);
+  if (data !== undefined) pos = writeValue(out, writeKey(out, pos, KEY_DATA), data);
+  if (pos >= 0) return pos - start;
+  const bytes = eventPackr.pack(event);
+  out.reserve(start, bytes.length);
+  bytes.copy(out.bytes, start);
+  return bytes.length;
+}
+
+/** A key's msgpack bytes (fixstr), written once. */
+function keyBytes(key: string): Uint8Array {
+  return Uint8Array.from([0xa0 | key.length, ...Buffer.from(key, 'latin1')]);
+}
+const KEY_ORIGIN = keyBytes('origin');
+const KEY_SEQ = keyBytes('seq');
+const KEY_LAMPORT = keyBytes('lamport');
+const KEY_TS = keyBytes('ts');
+const KEY_TYPE = keyBytes('type');
+const KEY_GOAL_ID = keyBytes('goalId');
+const KEY_ACTION_ID = keyBytes('actionId');
+const KEY_EPOCH = keyBytes('epoch');
+const KEY_STATE = keyBytes('state');
+const KEY_DATA = keyBytes('data');
+const ENVELOPE_KEYS_BYTES = 64;
+
+/** Writes a key's bytes. */
+function writeKey(out: ByteBuffer, pos: number, key: Uint8Array): number {
+  out.reserve(pos, key.length);
+  const bytes = out.bytes;
+  for (let i = 0; i < key.length; i++) bytes[pos + i] = key[i]!;
+  return pos + key.length;
+}
+
 /** Writes one value at `pos`; returns the end, or -1 for a value only msgpackr knows how to write. */
 function writeValue(out: ByteBuffer, pos: number, value: unknown): number {
   switch (typeof value) {

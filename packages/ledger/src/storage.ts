@@ -1,7 +1,7 @@
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
-import { ByteBuffer, encodeEventAt, eventPackr } from './codec.js';
+import { ByteBuffer, encodeBuiltEventAt, eventPackr } from './codec.js';
 
 export { encodeEvent, eventPackr } from './codec.js';
 
@@ -240,11 +240,12 @@ export class GroupCommit {
 
   /**
    * Encodes `event`, the event that will be at log `position`, after the queued events without queueing it:
-   * returns its encoded size. `queueStaged` then queues it; staging another event instead drops it.
+   * returns its encoded size. `queueStaged` then queues it; staging another event instead drops it. The event
+   * must be built as the ledger builds events (encodeBuiltEventAt: LedgerEvent fields in order, nothing else).
    */
   stage(position: number, event: LedgerEvent): number {
     const segment = this.segmentFor(position);
-    this.stagedSize = encodeEventAt(segment.out, event);
+    this.stagedSize = encodeBuiltEventAt(segment.out, event);
     return this.stagedSize;
   }
 
