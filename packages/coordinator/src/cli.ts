@@ -80,7 +80,15 @@ async function follow(api: ApiClient, goalId: string | undefined, json: boolean,
       state?: string;
       epoch?: number;
       ts: number;
-      data?: { node?: string; error?: string; reason?: string; summary?: string; outcome?: string; text?: string };
+      data?: {
+        node?: string;
+        error?: string;
+        reason?: string;
+        summary?: string;
+        outcome?: string;
+        text?: string;
+        output?: { summary?: string };
+      };
     };
     if (json) process.stdout.write(`${sse.data}\n`);
     else {
@@ -93,6 +101,9 @@ async function follow(api: ApiClient, goalId: string | undefined, json: boolean,
         process.stdout.write(
           `${time}  ${action.padEnd(16)} ${e.state}${node}${why ? `  (${why.slice(0, 120)})` : ''}\n`,
         );
+        // A claim of success carries its output.
+        const summary = e.data?.output?.summary;
+        if (summary) process.stdout.write(`${time}  ${action.padEnd(16)} output: ${summary.slice(0, 120)}\n`);
       } else if (e.type === 'action.output') {
         process.stdout.write(`${time}  ${action.padEnd(16)} output: ${(e.data?.summary ?? '').slice(0, 120)}\n`);
       } else if (e.type === 'goal.submitted') {

@@ -118,10 +118,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     return { actionId: a.actionId, epoch: a.epoch, accepted: true };
   }
 
-  async function write(
-    a: Assignment,
-    fields: { state?: 'IN_PROGRESS' | 'STATUS_VERIFICATION_REQUESTED' | 'ERROR'; error?: string; reason?: string },
-  ) {
+  async function write(a: Assignment, fields: { state?: 'IN_PROGRESS' | 'ERROR'; error?: string; reason?: string }) {
     const data: { error?: string; reason?: string } = {};
     if (fields.error !== undefined) data.error = fields.error.slice(0, 16_000);
     if (fields.reason !== undefined) data.reason = fields.reason.slice(0, 4_000);
@@ -136,18 +133,22 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     if (!result.ok) logger.warn({ action: a.actionId, error: result.error }, 'could not record action state');
   }
 
-  async function recordOutput(a: Assignment, output: ActionOutput) {
+  /** The claim of success and its output in one event (STATUS_VERIFICATION_REQUESTED carries it). */
+  async function claimSuccess(a: Assignment, output: ActionOutput) {
     const inline = output.bytes <= inlineBytes;
     const result = await ledger.append({
-      type: 'action.output',
+      type: 'action.state',
       goalId: a.goalId,
       actionId: a.actionId,
       epoch: a.epoch,
+      state: 'STATUS_VERIFICATION_REQUESTED',
       data: {
-        ref: inline ? 'inline' : `node:${init.mesh.peerId}/${a.actionId}/${a.epoch}`,
-        summary: output.summary,
-        bytes: output.bytes,
-        ...(inline ? { value: output.value } : {}),
+        output: {
+          ref: inline ? 'inline' : `node:${init.mesh.peerId}/${a.actionId}/${a.epoch}`,
+          summary: output.summary.slice(0, 65_536),
+          bytes: output.bytes,
+          ...(inline ? { value: output.value } : {}),
+        },
       },
     });
     if (!result.ok) throw new Error(`could not record output: ${result.error}`);
@@ -172,8 +173,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
           return;
         }
         if (result.ok) {
-          // Output and the claim of success in one batch: one ledger write, one gossip message.
-          await Promise.all([recordOutput(a, result.output), write(a, { state: 'STATUS_VERIFICATION_REQUESTED' })]);
+          await claimSuccess(a, result.output);
         } else {
           await write(a, { state: 'ERROR', error: result.error, reason: result.retryable ? 'retryable' : 'permanent' });
         }

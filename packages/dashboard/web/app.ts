@@ -467,6 +467,12 @@ function selectFromHash(): void {
 
 // ---- live events ------------------------------------------------------------------------------------------------
 
+/** The output summary a STATUS_VERIFICATION_REQUESTED event carries, if any. */
+function outputSummary(d: Record<string, unknown>): string | undefined {
+  const output = d.output as { summary?: unknown } | undefined;
+  return typeof output?.summary === 'string' && output.summary !== '' ? output.summary : undefined;
+}
+
 function describe(e: MeshEvent): Child[] {
   const d = e.data ?? {};
   const text = (k: string) => (typeof d[k] === 'string' ? (d[k] as string) : undefined);
@@ -478,6 +484,7 @@ function describe(e: MeshEvent): Child[] {
       badge(e.state ?? '?'),
       text('node') ? ` on ${nodeName(text('node'))}` : '',
       why ? h('span', { class: 'muted' }, ` ${oneLine(why, 160)}`) : '',
+      outputSummary(d) ? ` output: ${oneLine(outputSummary(d), 160)}` : '',
     ];
   }
   if (e.type === 'action.output')

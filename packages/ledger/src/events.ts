@@ -7,6 +7,15 @@ export type EventScope = 'goal' | 'action' | 'node';
 
 const GoalState = Type.Union([Type.Literal('COMPLETED'), Type.Literal('FAILED')]);
 
+/** An action's result: where it lies, a text summary that search indexes, and the value itself when small. */
+const OUTPUT_DATA = Type.Object({
+  ref: Str(1024, 1),
+  summary: Type.Optional(Str(65_536)),
+  bytes: Type.Optional(Int()),
+  /** The result itself when small (dependents read it from the ledger); large results stay behind `ref`. */
+  value: Type.Optional(Type.Unknown()),
+});
+
 /** The `data` schema of every event type the fold understands, and which envelope fields it needs. */
 const EVENT_SPECS = {
   /** A goal enters the ledger; `coordinator` is the origin that owns it (creates epochs, decides outcomes). */
@@ -62,20 +71,12 @@ const EVENT_SPECS = {
       /** FALLBACK_RECEIVED only: a replacement for the failed action (its kind and the coordinator's spec). */
       kind: Type.Optional(Str(32, 1)),
       spec: Type.Optional(Type.Unknown()),
+      /** STATUS_VERIFICATION_REQUESTED only: the output it claims, as an action.output event would carry it. */
+      output: Type.Optional(OUTPUT_DATA),
     }),
   },
   /** Where the result of the current epoch lies, with a text summary that search indexes. */
-  'action.output': {
-    scope: 'action',
-    needs: ['goalId', 'actionId', 'epoch'],
-    data: Type.Object({
-      ref: Str(1024, 1),
-      summary: Type.Optional(Str(65_536)),
-      bytes: Type.Optional(Int()),
-      /** The result itself when small (dependents read it from the ledger); large results stay behind `ref`. */
-      value: Type.Optional(Type.Unknown()),
-    }),
-  },
+  'action.output': { scope: 'action', needs: ['goalId', 'actionId', 'epoch'], data: OUTPUT_DATA },
   /** The origin node announces itself (name, tier, labels); node id = event origin. */
   'node.registered': {
     scope: 'node',

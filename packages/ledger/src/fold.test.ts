@@ -288,6 +288,71 @@ describe('fallback replacement', () => {
   });
 });
 
+describe('a claim of success with its output', () => {
+  const running = (): Entity<Action> => ({
+    key: 'a',
+    entries: [],
+    rejected: new Map(),
+    view: {
+      id: 'a',
+      goalId: 'g',
+      flowId: 'f',
+      kind: 'builtin',
+      description: 'x',
+      dependsOn: [],
+      state: 'IN_PROGRESS',
+      epoch: 2,
+      node: 'worker-1',
+      attempts: 2,
+      createdAt: 1,
+      updatedAt: 1,
+    },
+  });
+  const claim = (state: 'STATUS_VERIFICATION_REQUESTED' | 'ERROR', epoch = 2, origin = 'worker-1'): LedgerEvent => ({
+    origin,
+    seq: 4,
+    lamport: 20,
+    ts: 9,
+    type: 'action.state',
+    goalId: 'g',
+    actionId: 'a',
+    epoch,
+    state,
+    data: { output: { ref: 'inline', summary: 'hashed 3 files', bytes: 12, value: { ok: 1 } } },
+  });
+  const context = { coordinatorOf: () => 'coord' };
+
+  it('STATUS_VERIFICATION_REQUESTED sets the output for its epoch and node, as an action.output event would', () => {
+    const entity = running();
+    expect(applyActionEvent(entity, claim('STATUS_VERIFICATION_REQUESTED'), context)).toBeUndefined();
+    expect(entity.view).toMatchObject({
+      state: 'STATUS_VERIFICATION_REQUESTED',
+      output: {
+        ref: 'inline',
+        summary: 'hashed 3 files',
+        bytes: 12,
+        value: { ok: 1 },
+        node: 'worker-1',
+        epoch: 2,
+        at: 9,
+      },
+    });
+  });
+
+  it('no other state, no stale epoch and no other node may carry one', () => {
+    for (const event of [
+      claim('ERROR'),
+      claim('STATUS_VERIFICATION_REQUESTED', 1),
+      claim('STATUS_VERIFICATION_REQUESTED', 2, 'worker-9'),
+    ]) {
+      const entity = running();
+      const before = structuredClone(entity.view);
+      expect(applyActionEvent(entity, event, context)).toBeDefined();
+      expect(entity.view).toEqual(before);
+    }
+  });
+});
+
 /** Events from workers naming an epoch below the action's final one, at random places in Lamport order. */
 function staleEvents(base: LedgerEvent[], actions: Action[], injections: Array<[number, number, number, boolean]>) {
   const seqs = new Map<string, number>();

@@ -339,6 +339,9 @@ function applyTransition(action: Action, event: LedgerEvent, roles: Roles): stri
   if (!isLegalTransition(action.state, to)) return `illegal transition ${action.state} -> ${to}`;
   const replaces = data.spec !== undefined || data.kind !== undefined;
   if (replaces && to !== 'FALLBACK_RECEIVED') return `only FALLBACK_RECEIVED may replace the action, not ${to}`;
+  if (data.output !== undefined && to !== 'STATUS_VERIFICATION_REQUESTED') {
+    return `only STATUS_VERIFICATION_REQUESTED may carry an output, not ${to}`;
+  }
   action.state = to;
   action.updatedAt = event.ts;
   switch (to) {
@@ -355,6 +358,10 @@ function applyTransition(action: Action, event: LedgerEvent, roles: Roles): stri
       break;
     case 'IN_PROGRESS':
       action.startedAt = event.ts;
+      break;
+    case 'STATUS_VERIFICATION_REQUESTED':
+      // The claim of success may carry its output (one event, not two): the same as an action.output before it.
+      if (data.output !== undefined) action.output = outputOf(data.output, event);
       break;
     case 'ERROR':
       action.error = data.error ?? data.reason ?? 'error';
@@ -378,14 +385,17 @@ function applyOutput(action: Action, event: LedgerEvent, roles: Roles): string |
   if (mismatch) return mismatch;
   if (!(roles & WORKER)) return `output is the assigned node's (${action.node}), not ${event.origin}'s`;
   if (!OUTPUT_STATES.has(action.state)) return `output not accepted in state ${action.state}`;
-  const data = event.data as EventData<'action.output'>;
+  action.output = outputOf(event.data as EventData<'action.output'>, event);
+  action.updatedAt = event.ts;
+  return undefined;
+}
+
+function outputOf(data: EventData<'action.output'>, event: LedgerEvent): ActionOutput {
   const output = copyOwn(data) as unknown as ActionOutput;
   output.node = event.origin;
   output.epoch = event.epoch!;
   output.at = event.ts;
-  action.output = output;
-  action.updatedAt = event.ts;
-  return undefined;
+  return output;
 }
 
 // ---- nodes ----
