@@ -65,12 +65,11 @@ export class LogEntry {
  */
 export class ByteBuffer {
   bytes: Buffer;
-  view: DataView;
   length = 0;
 
   constructor(capacity = 64 * 1024) {
-    this.bytes = Buffer.allocUnsafeSlow(capacity);
-    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    // Small ones come from Node's buffer pool; large ones get their own memory.
+    this.bytes = capacity < 4096 ? Buffer.allocUnsafe(capacity) : Buffer.allocUnsafeSlow(capacity);
   }
 
   /** Makes room for `extra` more bytes after `end`. */
@@ -81,7 +80,6 @@ export class ByteBuffer {
     const bytes = Buffer.allocUnsafeSlow(capacity);
     this.bytes.copy(bytes, 0, 0, end);
     this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /** The bytes written so far (a view, not a copy). */
@@ -237,7 +235,7 @@ function writeArray(out: ByteBuffer, pos: number, array: unknown[]): number {
     bytes[pos++] = length & 0xff;
   } else {
     bytes[pos++] = 0xdd;
-    out.view.setUint32(pos, length);
+    writeUint32(out.bytes, pos, length);
     pos += 4;
   }
   for (let i = 0; i < length; i++) {
@@ -245,6 +243,18 @@ function writeArray(out: ByteBuffer, pos: number, array: unknown[]): number {
     if (pos < 0) return -1;
   }
   return pos;
+}
+
+/** Big-endian writes without a DataView per buffer. */
+const FLOAT = new Float64Array(1);
+const FLOAT_BYTES = new Uint8Array(FLOAT.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function writeUint32(bytes: Uint8Array, pos: number, value: number): void {
+  bytes[pos] = value >>> 24;
+  bytes[pos + 1] = (value >>> 16) & 0xff;
+  bytes[pos + 2] = (value >>> 8) & 0xff;
+  bytes[pos + 3] = value & 0xff;
 }
 
 function writeNumber(out: ByteBuffer, pos: number, value: number): number {
@@ -262,7 +272,7 @@ function writeNumber(out: ByteBuffer, pos: number, value: number): number {
       bytes[pos++] = value & 0xff;
     } else {
       bytes[pos++] = 0xce;
-      out.view.setUint32(pos, value);
+      writeUint32(out.bytes, pos, value);
       pos += 4;
     }
   } else if (value >> 0 === value) {
@@ -273,16 +283,19 @@ function writeNumber(out: ByteBuffer, pos: number, value: number): number {
       bytes[pos++] = value + 0x100;
     } else if (value >= -0x8000) {
       bytes[pos++] = 0xd1;
-      out.view.setInt16(pos, value);
+      bytes[pos] = (value >> 8) & 0xff;
+      bytes[pos + 1] = value & 0xff;
       pos += 2;
     } else {
       bytes[pos++] = 0xd2;
-      out.view.setInt32(pos, value);
+      writeUint32(bytes, pos, value >>> 0);
       pos += 4;
     }
   } else {
     bytes[pos++] = 0xcb;
-    out.view.setFloat64(pos, value);
+    FLOAT[0] = value;
+    if (LITTLE_ENDIAN) for (let i = 0; i < 8; i++) bytes[pos + i] = FLOAT_BYTES[7 - i]!;
+    else for (let i = 0; i < 8; i++) bytes[pos + i] = FLOAT_BYTES[i]!;
     pos += 8;
   }
   return pos;
@@ -350,7 +363,7 @@ function writeStringHeader(out: ByteBuffer, pos: number, length: number): number
     bytes[pos++] = length & 0xff;
   } else {
     bytes[pos++] = 0xdb;
-    out.view.setUint32(pos, length);
+    writeUint32(out.bytes, pos, length);
     pos += 4;
   }
   return pos;

@@ -195,7 +195,7 @@ interface Segment {
 }
 
 /** Smallest and largest first buffer of a segment; it doubles as needed (a full segment is ~600 KiB). */
-const SEGMENT_MIN_BYTES = 4 * 1024;
+const SEGMENT_MIN_BYTES = 2 * 1024;
 const SEGMENT_MAX_BYTES = 8 * 1024 * 1024;
 
 /**
