@@ -197,6 +197,8 @@ interface Segment {
 /** Smallest and largest first buffer of a segment; it doubles as needed (a full segment is ~600 KiB). */
 const SEGMENT_MIN_BYTES = 2 * 1024;
 const SEGMENT_MAX_BYTES = 8 * 1024 * 1024;
+/** Written segments' buffers kept for reuse. */
+const SPARE_BUFFERS = 4;
 
 /**
  * Group commit: every write asked for while one batch is on its way goes, together, into the next one.
@@ -215,6 +217,7 @@ export class GroupCommit {
    * starts large enough for them, rather than growing (and copying) its buffer on the way. */
   private expected = 0;
   private bytesPerEvent = 256;
+  private spare: ByteBuffer[] = [];
   /** The next batch: every caller waiting for it shares this one promise (undefined once written, or the error). */
   private next: { promise: Promise<Error | undefined>; settle: (outcome: Error | undefined) => void } | undefined;
   private scheduled = false;
@@ -287,9 +290,29 @@ export class GroupCommit {
       SEGMENT_MAX_BYTES,
       Math.max(SEGMENT_MIN_BYTES, Math.ceil(events * this.bytesPerEvent * 1.1)),
     );
-    const segment = { first: position, count: 0, out: new ByteBuffer(bytes) };
+    const segment = { first: position, count: 0, out: this.buffer(bytes) };
     this.segments.push(segment);
     return segment;
+  }
+
+  /** A buffer of at least `bytes`: a written segment's again when one is spare (its memory already touched). */
+  private buffer(bytes: number): ByteBuffer {
+    for (let i = this.spare.length - 1; i >= 0; i--) {
+      const out = this.spare[i]!;
+      if (out.bytes.length < bytes) continue;
+      this.spare.splice(i, 1);
+      out.length = 0;
+      return out;
+    }
+    return new ByteBuffer(bytes);
+  }
+
+  /** Keeps the buffers of a written batch for the next segments (LevelDB copied the bytes when it took them). */
+  private keep(segments: readonly Segment[]): void {
+    for (const { out } of segments) {
+      if (this.spare.length >= SPARE_BUFFERS) return;
+      if (out.bytes.length <= SEGMENT_MAX_BYTES) this.spare.push(out);
+    }
   }
 
   private queued(segment: Segment): void {
@@ -355,6 +378,7 @@ export class GroupCommit {
     for (const op of this.pending) ops.push(op);
     const waiting = this.next;
     const mark = this.pendingMark;
+    const flushed = this.segments;
     this.segments = [];
     // Staging and queueing happen in one synchronous step: whatever is still staged now was dropped.
     this.stagedSize = 0;
@@ -374,6 +398,7 @@ export class GroupCommit {
     } finally {
       this.writing = false;
     }
+    this.keep(flushed);
     if ((this.next || this.hasQueued()) && !this.failure) this.schedule();
   }
 }
