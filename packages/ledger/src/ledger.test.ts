@@ -140,6 +140,67 @@ describe('openLedger', () => {
     expect(again.goal('r3')?.text).toBe('remote 3 é 😀');
   });
 
+  it('writes each call in one batch: a big appendMany never becomes durable in parts', async () => {
+    const ledger = await start(tempDir(), 'node-a', { snapshotEvery: 0 });
+    const seen: number[] = [];
+    const durable: number[] = [];
+    const off = ledger.subscribe(0, () => durable.push(ledger.position()));
+    const inputs = Array.from({ length: 9000 }, (_, i) => submit(`b${i}`, `big ${i}`));
+    const before = Array.from({ length: 4000 }, (_, i) => ledger.append(submit(`s${i}`, `small ${i}`)));
+    const big = ledger.appendMany(inputs).then((r) => {
+      seen.push(ledger.position());
+      return r;
+    });
+    const after = ledger.append(submit('last', 'last'));
+    const results = await Promise.all([big, ...before, after]);
+    const batch = results[0] as AppendResult[];
+    expect(batch.every((r) => r.ok)).toBe(true);
+    const first = (batch[0] as AppendResult & { ok: true }).position;
+    const last = (batch[batch.length - 1] as AppendResult & { ok: true }).position;
+    expect(last - first).toBe(8999);
+    // Acknowledged only once all of it is durable, and no durable mark ever fell inside it.
+    expect(seen[0]).toBeGreaterThanOrEqual(last);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    off();
+    for (const mark of durable) expect(mark < first || mark >= last).toBe(true);
+    expect(durable[durable.length - 1]).toBe(13_001);
+  });
+
+  it('gives a batch the results, seqs and state that appending its events one by one gives', async () => {
+    const ids = { goalId: 'g', actionId: 'a' };
+    const inputs: EventInput[] = [
+      submit('g', 'goal'),
+      { type: 'goal.submitted', goalId: 'bad', data: { text: 7 } } as never,
+      { type: 'action.created', ...ids, data: { flowId: 'f', kind: 'llm', description: 'd', dependsOn: [] } },
+      { type: 'action.state', ...ids, epoch: 0, state: 'COMPLETED', data: {} },
+      { type: 'action.state', ...ids, epoch: 1, state: 'ASSIGNED', data: { node: 'node-a' } },
+      { type: 'action.state', ...ids, epoch: 0, state: 'IN_PROGRESS', data: {} },
+      { type: 'nope' } as never,
+      { type: 'action.state', ...ids, epoch: 1, state: 'IN_PROGRESS', data: {} },
+    ];
+    const openAt = (path: string) => {
+      let t = 5_000;
+      return openLedger({ path, origin: 'node-a', now: () => t++ });
+    };
+    const batched = await openAt(tempDir());
+    const single = await openAt(tempDir());
+    try {
+      const together = await batched.appendMany(inputs);
+      const apart: AppendResult[] = [];
+      for (const input of inputs) apart.push(await single.append(input));
+      expect(together).toEqual(apart);
+      expect(together.filter((r) => r.ok && r.rejected !== undefined)).toHaveLength(2);
+      expect(together.filter((r) => !r.ok)).toHaveLength(2);
+      expect(batched.stateHash()).toBe(single.stateHash());
+      expect(await batched.appendMany([submit('h', 'next'), submit('i', 'next')])).toEqual([
+        await single.append(submit('h', 'next')),
+        await single.append(submit('i', 'next')),
+      ]);
+    } finally {
+      await Promise.all([batched.close(), single.close()]);
+    }
+  });
+
   it('appends after events of its own origin held behind a gap, and releases them', async () => {
     const path = tempDir();
     const ledger = await start(path);

@@ -320,9 +320,6 @@ export class GroupCommit {
     this.expected--;
     const position = segment.first + segment.count - 1;
     if (position > this.pendingMark) this.pendingMark = position;
-    // A full segment goes to LevelDB at once when nothing is being written: the write proceeds on LevelDB's
-    // thread while the caller encodes the rest of its events (it is still acknowledged only with its batch).
-    if (segment.count === SEGMENT_EVENTS && !this.writing && !this.failure) void this.flush();
   }
 
   /**
@@ -341,6 +338,20 @@ export class GroupCommit {
     }
     this.schedule();
     return this.next.promise;
+  }
+
+  /**
+   * Starts the next batch now rather than on the next turn of the event loop, unless one is on its way (then
+   * it follows that one, as usual). Called only between two callers' events, so a batch never splits a call.
+   */
+  flushNow(): void {
+    if (!this.writing && !this.failure) void this.flush();
+  }
+
+  /** True when a queued segment is full. */
+  hasFullSegment(): boolean {
+    const first = this.segments[0];
+    return first !== undefined && first.count >= SEGMENT_EVENTS;
   }
 
   /** Resolves when everything asked for so far is written. */
