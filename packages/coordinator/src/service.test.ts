@@ -282,6 +282,30 @@ describe('coordinator loop', () => {
     await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed after restart');
   });
 
+  it("a node's busy slots count as ours or others' by its own split, however late its advert comes", async () => {
+    const c = await cluster(['w1']);
+    // An advert sent while our earlier work still ran, arriving after it finished: its 2 busy slots were ours.
+    const busy = (byCoordinator: Record<string, number>, seq: number) =>
+      c.membership.observeAdvert(
+        sampleAdvert({
+          nodeId: 'w1',
+          name: 'w1',
+          slots: { total: 2, busy: Object.values(byCoordinator).reduce((x, y) => x + y, 0), byCoordinator },
+          seq,
+        }),
+      );
+    busy({ coord: 2 }, 2);
+    const first = await c.coordinator.submit(plan([{ id: 'a' }, { id: 'b' }]));
+    await waitFor(() => goalState(c, first.goalId) === 'COMPLETED', 'goal placed at once on the freed slots');
+    // Busy with another coordinator's work: nothing of ours fits until it ends.
+    busy({ 'coord-2': 2 }, 3);
+    const second = await c.coordinator.submit(plan([{ id: 'x' }]));
+    await waitFor(() => c.coordinator.waitingReason(`${second.goalId}.x`), 'a waiting reason');
+    expect(c.coordinator.waitingReason(`${second.goalId}.x`)).toMatch(/slots on 1 nodes are busy|no free slot/);
+    busy({ 'coord-2': 1 }, 4);
+    await waitFor(() => goalState(c, second.goalId) === 'COMPLETED', 'goal placed once a slot freed');
+  });
+
   it('an action no node can take waits, with a reason', async () => {
     const c = await cluster(['w1']);
     await expect(

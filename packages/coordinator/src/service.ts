@@ -124,6 +124,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   const retryTimers = new Set<NodeJS.Timeout>();
   let scheduled = false;
   let passRunning = false;
+  let passAgain = false;
   let stopped = false;
 
   const owns = (goalId: string | undefined) => goalId !== undefined && ledger.goal(goalId)?.coordinator === self;
@@ -172,6 +173,9 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
    * heartbeat. When the estimate is low, the node refuses the extra assignment and it is placed again.
    */
   function othersBusyOn(nodeId: string, advert: Advert): number {
+    // The node says how many of its busy slots are ours, as of the same moment: exact.
+    const byCoordinator = advert.slots.byCoordinator;
+    if (byCoordinator) return Math.max(0, advert.slots.busy - (byCoordinator[self] ?? 0));
     let seen = advertSeen.get(nodeId);
     if (!seen || seen.seq !== advert.seq || seen.startedAt !== advert.startedAt) {
       seen = { startedAt: advert.startedAt, seq: advert.seq, ours: inFlight.get(nodeId)?.size ?? 0 };
@@ -405,8 +409,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
 
   async function runPass(): Promise<void> {
     if (passRunning) {
-      scheduled = false;
-      schedule();
+      // One pass at a time: this one's work is picked up when the running one ends (no spinning meanwhile).
+      passAgain = true;
       return;
     }
     passRunning = true;
@@ -464,6 +468,10 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       logger.error({ err: String(err) }, 'placement pass failed');
     } finally {
       passRunning = false;
+      if (passAgain) {
+        passAgain = false;
+        schedule();
+      }
     }
   }
 
@@ -611,7 +619,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     const done: string[] = [];
     for (const [goalId, ids] of completing) {
       const open = remaining.get(goalId);
-      if (ledger.goal(goalId)?.state !== 'ACTIVE' || !open) continue;
+      if (!open || open.size > ids.size || ledger.goal(goalId)?.state !== 'ACTIVE') continue;
       let all = true;
       for (const id of open) if (!ids.has(id)) all = false;
       if (all) done.push(goalId);

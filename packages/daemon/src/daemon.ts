@@ -189,7 +189,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     mem: probe.mem,
     gpus: probe.gpus,
     models: [...probe.models, ...providerModels],
-    slots: { total: slots, busy: Math.min(slots, worker?.busy() ?? 0) },
+    slots: slotsNow(),
     location: config.location,
     draining: false,
     version: VERSION,
@@ -197,6 +197,11 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     startedAt,
     seq: ++seq,
   });
+  function slotsNow(): Advert['slots'] {
+    const busy = Math.min(slots, worker?.busy() ?? 0);
+    if (busy === 0) return { total: slots, busy };
+    return { total: slots, busy, byCoordinator: worker!.busyByCoordinator() };
+  }
   let current = buildAdvert();
   membership.observeAdvert(current);
   const registered = await ledger.append({

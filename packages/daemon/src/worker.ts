@@ -27,6 +27,8 @@ export interface WorkerInit {
 
 export interface Worker {
   busy(): number;
+  /** Busy slots by the coordinator that assigned each running action. */
+  busyByCoordinator(): Record<string, number>;
   running(): Array<{ actionId: string; epoch: number; startedAt: number }>;
   stop(): Promise<void>;
 }
@@ -38,6 +40,8 @@ const REPORT_TO_IDLE_COORDINATOR_MS = 10 * 60_000;
 
 interface Running {
   assignment: Assignment;
+  /** The coordinator that assigned it. */
+  from: string;
   abort: AbortController;
   startedAt: number;
   done: Promise<void>;
@@ -97,7 +101,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     }
   });
 
-  function decide(a: Assignment): Ack {
+  function decide(a: Assignment, from: string): Ack {
     const current = running.get(a.actionId);
     if (current && current.assignment.epoch === a.epoch)
       return { actionId: a.actionId, epoch: a.epoch, accepted: true };
@@ -114,7 +118,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
       return { actionId: a.actionId, epoch: a.epoch, accepted: false, reason: `no free slot (${init.slots} busy)` };
     }
     current?.abort.abort(new Error(`superseded by epoch ${a.epoch}`));
-    start(a);
+    start(a, from);
     return { actionId: a.actionId, epoch: a.epoch, accepted: true };
   }
 
@@ -154,9 +158,9 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     if (!result.ok) throw new Error(`could not record output: ${result.error}`);
   }
 
-  function start(a: Assignment) {
+  function start(a: Assignment, from: string) {
     const abort = new AbortController();
-    const entry: Running = { assignment: a, abort, startedAt: Date.now(), done: Promise.resolve() };
+    const entry: Running = { assignment: a, from, abort, startedAt: Date.now(), done: Promise.resolve() };
     running.set(a.actionId, entry);
     entry.done = (async () => {
       try {
@@ -202,12 +206,17 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
         (err) => logger.error({ peer, err: String(err) }, 'could not store an assignment'),
       );
     }
-    const acks = assignments.map(decide);
+    const acks = assignments.map((a) => decide(a, peer));
     return { kind: 'ack', body: { acks } };
   });
 
   return {
     busy: () => running.size,
+    busyByCoordinator() {
+      const by: Record<string, number> = {};
+      for (const r of running.values()) by[r.from] = (by[r.from] ?? 0) + 1;
+      return by;
+    },
     running: () =>
       [...running.values()].map((r) => ({
         actionId: r.assignment.actionId,

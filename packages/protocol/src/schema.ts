@@ -73,7 +73,15 @@ export const Advert = Type.Object({
   mem: Type.Object({ total: Int(), free: Int() }),
   gpus: List(Gpu, 64),
   models: List(ModelInfo, 512),
-  slots: Type.Object({ total: Int(0, 100_000), busy: Int(0, 100_000) }),
+  slots: Type.Object({
+    total: Int(0, 100_000),
+    busy: Int(0, 100_000),
+    /**
+     * Busy slots by the coordinator that assigned the work, counted at the same moment as `busy`: a coordinator
+     * tells its own work from others' exactly, however late the advert arrives.
+     */
+    byCoordinator: Type.Optional(Type.Record(Str(128, 1), Int(0, 100_000), { maxProperties: 256 })),
+  }),
   location: Location,
   draining: Type.Boolean(),
   /** Software version of hermesd, semver. */
