@@ -30,7 +30,7 @@ function start(name: string, bin: string[], extra: string[]): Promise<{ api: str
     'warn',
     ...extra,
   ];
-  const child = spawn(process.execPath, ['--max-semi-space-size=1', '--v8-pool-size=1', ...args], {
+  const child = spawn(process.execPath, ['--v8-pool-size=1', ...args], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   children.push(child);
