@@ -43,6 +43,9 @@ async function untilFinished(coord: DaemonProcess, goalId: string, from: number)
       await reader.cancel();
       return;
     }
+    // Keep only a tail that could hold the start of the marker: a 20k-action goal streams ~100k events, and
+    // searching all of them again on every chunk made this client, not the mesh, the bottleneck.
+    buffer = buffer.slice(-64);
   }
 }
 
