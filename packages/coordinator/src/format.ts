@@ -1,18 +1,5 @@
-/** Human-sized numbers for tables. */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes <= 0) return '0';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  const i = Math.min(units.length - 1, Math.floor(Math.log(bytes) / Math.log(1024)));
-  const v = bytes / 1024 ** i;
-  return `${v >= 10 || i === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
-export function formatAgo(ms: number): string {
-  if (ms < 1_000) return 'now';
-  if (ms < 60_000) return `${Math.round(ms / 1000)}s ago`;
-  if (ms < 3_600_000) return `${Math.round(ms / 60_000)}m ago`;
-  return `${Math.round(ms / 3_600_000)}h ago`;
-}
+// Human-sized numbers: the dashboard's own functions, so the page and the CLI print them alike.
+export { formatAgo, formatBytes } from '@hermes-mesh/dashboard/format';
 
 /** Left-aligned columns separated by two spaces, header first. */
 export function formatTable(header: string[], rows: string[][]): string {

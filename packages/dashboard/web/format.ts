@@ -1,4 +1,4 @@
-// Human-sized numbers, the same way `hermes-coord` prints them.
+// Human-sized numbers; `hermes-coord` prints them with these too (it imports this module).
 
 export function formatBytes(bytes: number): string {
   if (!Number.isFinite(bytes) || bytes <= 0) return '0';
