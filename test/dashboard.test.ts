@@ -127,6 +127,27 @@ describe.skipIf(!browserFound.path)('dashboard in headless chromium', { timeout:
     }
     await page.locator(`#goals-body tr[data-goal="${id}"][data-state="COMPLETED"]`).waitFor({ timeout: UI_MS });
     expect(await row.locator('.progress-cell').textContent()).toBe('3/3');
+    // A goal not on screen shows its progress from the goal list alone (its actions are not read).
+    const other = await submit({
+      goal: 'dashboard: two quick ones',
+      flows: [{ id: 'main', persona: 'Checker' }],
+      actions: ['one', 'two'].map((a) => ({
+        id: a,
+        flowId: 'main',
+        kind: 'builtin',
+        params: { name: 'noop' },
+        dependsOn: [],
+      })),
+    });
+    await page
+      .locator(`#goals-body tr[data-goal="${other}"][data-state="COMPLETED"] .progress-cell:text-is("2/2")`)
+      .waitFor({ timeout: UI_MS });
+    const listed = await mesh.coord.get<{ goals: Array<{ id: string; progress: unknown }> }>('/v1/goals');
+    expect(listed.goals.find((g) => g.id === other)?.progress).toEqual({
+      total: 2,
+      completed: 2,
+      byState: { COMPLETED: 2 },
+    });
     const hashRow = page.locator('#detail tr[data-action="hash"]');
     const node = await hashRow.locator('td').nth(3).textContent();
     expect([mesh.coord.name, mesh.workers[0]!.name, EVIL]).toContain(node);

@@ -65,8 +65,16 @@ export function actionView(action: Action, waitingReason?: string) {
 function goalView(deps: RoutesDeps, goalId: string) {
   const goal = deps.ledger.goal(goalId);
   if (!goal) return undefined;
-  const actions = deps.ledger.actions({ goalId }).map((a) => actionView(a, deps.coordinator.waitingReason(a.id)));
-  return { ...goal, actions };
+  const all = deps.ledger.actions({ goalId });
+  const actions = all.map((a) => actionView(a, deps.coordinator.waitingReason(a.id)));
+  return { ...goal, progress: progressOf(all), actions };
+}
+
+/** How far a goal has come: its actions by state, so a list shows progress without every action. */
+function progressOf(actions: ReadonlyArray<{ state: string }>) {
+  const byState: Record<string, number> = {};
+  for (const a of actions) byState[a.state] = (byState[a.state] ?? 0) + 1;
+  return { total: actions.length, completed: byState.COMPLETED ?? 0, byState };
 }
 
 /** The coordinator's REST API under /v1 and the SSE event stream. */
@@ -117,7 +125,7 @@ export function registerRoutes(deps: RoutesDeps): void {
       .goals(req.query.state ? { state: req.query.state as never } : {})
       .sort((a, b) => b.submittedAt - a.submittedAt)
       .slice(0, limit)
-      .map(({ flows: _f, recipes: _r, ...g }) => g);
+      .map(({ flows: _f, recipes: _r, ...g }) => ({ ...g, progress: progressOf(ledger.actions({ goalId: g.id })) }));
     return { goals };
   });
 

@@ -44,6 +44,8 @@ interface Goal {
   finishedAt?: number;
   reason?: string;
   summary?: string;
+  /** Actions by state, from the goal list (no need to read every action to show progress). */
+  progress?: { total: number; completed: number };
 }
 interface ActionView {
   id: string;
@@ -238,8 +240,9 @@ async function refreshPeers(): Promise<void> {
 
 function progressOf(goalId: string): { done: number; total: number } | undefined {
   const d = view.details.get(goalId);
-  if (!d) return undefined;
-  return { done: d.actions.filter((a) => a.state === 'COMPLETED').length, total: d.actions.length };
+  if (d) return { done: d.actions.filter((a) => a.state === 'COMPLETED').length, total: d.actions.length };
+  const listed = view.goals.find((g) => g.id === goalId)?.progress;
+  return listed ? { done: listed.completed, total: listed.total } : undefined;
 }
 
 function renderGoals(): void {
@@ -306,15 +309,10 @@ async function refreshGoals(dirty: Set<string> = new Set()): Promise<void> {
   const res = await guarded('goals', () => api<{ goals: Goal[] }>('/v1/goals?limit=50'));
   if (!res) return;
   view.goals = res.goals;
-  const wanted = res.goals
-    .filter((g) => dirty.has(g.id) || !view.details.has(g.id) || view.details.get(g.id)!.state !== g.state)
-    .map((g) => g.id);
-  if (
-    view.selected &&
-    !wanted.includes(view.selected) &&
-    (dirty.has(view.selected) || !view.details.has(view.selected))
-  )
-    wanted.push(view.selected);
+  // The list carries each goal's progress: only the goal on screen is read in full (a goal can have 100k actions).
+  for (const id of [...view.details.keys()]) if (id !== view.selected) view.details.delete(id);
+  const wanted: string[] = [];
+  if (view.selected && (dirty.has(view.selected) || !view.details.has(view.selected))) wanted.push(view.selected);
   await inBatches(wanted, 4, refreshDetail);
   renderGoals();
   renderDetail();
@@ -561,9 +559,11 @@ async function flush(): Promise<void> {
   try {
     if (peers) await refreshPeers();
     if (list) await refreshGoals(goals);
-    else {
-      const shown = [...goals].filter((id) => id === view.selected || view.goals.some((g) => g.id === id));
-      await inBatches(shown, 4, refreshDetail);
+    else if ([...goals].some((id) => id !== view.selected && view.goals.some((g) => g.id === id))) {
+      // One list read updates every listed goal's progress (and the goal on screen, if it changed).
+      await refreshGoals(goals);
+    } else if (view.selected && goals.has(view.selected)) {
+      await refreshDetail(view.selected);
       renderGoals();
       renderDetail();
     }
