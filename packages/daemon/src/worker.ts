@@ -85,9 +85,9 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
 
   const stopWatching = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
     if (coordinators.size > 0) {
-      const first = report.length === 0;
+      // Each call is one durable batch already: send it now rather than a turn of the event loop later.
       for (const { event } of entries) if (event.origin === ledger.origin) report.push(event);
-      if (first && report.length > 0) setImmediate(flushReport);
+      if (report.length > 0) flushReport();
     }
     for (const { event } of entries) {
       if (event.type !== 'action.state' || event.actionId === undefined) continue;
