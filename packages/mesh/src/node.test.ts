@@ -102,6 +102,23 @@ describe('mesh node', () => {
     expect(streams).toHaveLength(1);
   });
 
+  it('many more pipelined requests than a stream queues are all answered, in order (reading pauses, then resumes)', async () => {
+    const [a, b] = await meshOf(2);
+    await b!.handle(PROTOCOLS.ledgerSync, async (request) => {
+      if (request.kind !== 'sync-req') return undefined;
+      await new Promise((r) => setImmediate(r));
+      return { kind: 'sync-res', body: { events: [], more: request.body.limit % 3 === 0 } };
+    });
+    const replies = await Promise.all(
+      Array.from({ length: 300 }, (_, n) =>
+        a!.request(b!.peerId, PROTOCOLS.ledgerSync, 'sync-req', { have: {}, limit: n + 1 }),
+      ),
+    );
+    expect(replies.map((r) => (r.body as { more: boolean }).more)).toEqual(
+      Array.from({ length: 300 }, (_, n) => (n + 1) % 3 === 0),
+    );
+  });
+
   it('a request that times out resets its stream, and the next request opens a new one', async () => {
     const [a, b] = await meshOf(2);
     let first = true;

@@ -62,6 +62,9 @@ export interface MeshNodeInit {
   wrapGossipComponents?: <C extends object>(components: C) => C;
 }
 
+/** Requests one inbound stream may have waiting before it stops reading more. */
+const MAX_QUEUED_REQUESTS = 64;
+
 const GOSSIP_KINDS: ReadonlySet<string> = new Set<GossipKind>(['advert', 'leave', 'events']);
 
 type Listeners = { [E in keyof MeshEvents]: Set<MeshEvents[E]> };
@@ -259,13 +262,21 @@ class Libp2pMeshNode implements MeshNode {
         const peer = connection.remotePeer.toString();
         const closed = new AbortController();
         let queue = Promise.resolve();
+        // Requests waiting on this stream. Past the bound, reading pauses (yamux stops the sender) until the
+        // handler catches up: a peer pipelining faster than we answer cannot make us buffer without end.
+        let queued = 0;
+        let paused = false;
         const framed = new FramedStream(
           stream,
           MAX_MESSAGE_BYTES,
           (frame) => {
+            if (++queued >= MAX_QUEUED_REQUESTS && !paused) {
+              paused = true;
+              stream.pause();
+            }
             queue = queue.then(async () => {
-              if (!framed.isOpen) return;
               try {
+                if (!framed.isOpen) return;
                 const decoded = decodeMessage(frame);
                 if (!decoded.ok) {
                   this.emit('rejected', decoded.rejection, peer);
@@ -279,6 +290,11 @@ class Libp2pMeshNode implements MeshNode {
               } catch (err) {
                 this.log.debug({ protocol, peer, err: String(err) }, 'direct request failed');
                 framed.abort(err instanceof Error ? err : new Error(String(err)));
+              } finally {
+                if (--queued < MAX_QUEUED_REQUESTS / 2 && paused) {
+                  paused = false;
+                  stream.resume();
+                }
               }
             });
           },
