@@ -306,6 +306,14 @@ describe('coordinator loop', () => {
     await waitFor(() => goalState(c, second.goalId) === 'COMPLETED', 'goal placed once a slot freed');
   });
 
+  it('a node that is suspect (its adverts late) but still connected keeps getting work', async () => {
+    const c = await cluster(['w1']);
+    c.advance(2_000); // 2 s without an advert: suspect, and the memory mesh still connects it
+    expect(c.membership.get('w1')?.state).toBe('suspect');
+    const { goalId } = await c.coordinator.submit(plan([{ id: 'a' }, { id: 'b', after: ['a'] }]));
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed on the suspect node');
+  });
+
   it('an action no node can take waits, with a reason', async () => {
     const c = await cluster(['w1']);
     await expect(

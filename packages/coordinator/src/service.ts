@@ -407,6 +407,15 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     return action.dependsOn.every((dep) => ledger.action(dep)?.state === 'COMPLETED');
   }
 
+  /**
+   * Alive, or suspect but still connected: a busy node's adverts run late under load, and leaving it idle for
+   * being busy stalled whole meshes for seconds. A node that is really gone fails the assignment, which is then
+   * placed elsewhere.
+   */
+  function placeable(m: { nodeId: string; state: string }): boolean {
+    return m.state === 'alive' || (m.state === 'suspect' && mesh.connectedPeers().includes(m.nodeId));
+  }
+
   async function runPass(): Promise<void> {
     if (passRunning) {
       // One pass at a time: this one's work is picked up when the running one ends (no spinning meanwhile).
@@ -424,7 +433,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       if (ready.length === 0) return;
       const nodes: NodeView[] = membership
         .members()
-        .filter((m) => m.state === 'alive' && m.advert.slots.total > 0)
+        .filter((m) => placeable(m) && m.advert.slots.total > 0)
         .map((m) => ({
           advert: m.advert,
           inFlight: inFlight.get(m.nodeId)?.size ?? 0,
