@@ -942,6 +942,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   // Workers send their new events here directly (one hop, no gossip wait): only their own, checked like any other.
   await mesh.listen(PROTOCOLS.report, (message, peer) => {
     if (stopped || message.kind !== 'events') return;
+    membership.observeLife(peer);
     const own = message.body.events.filter((e) => e.origin === peer);
     if (own.length < message.body.events.length) {
       logger.warn({ peer, foreign: message.body.events.length - own.length }, 'report carried events of other nodes');

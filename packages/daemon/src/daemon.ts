@@ -156,6 +156,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     metrics.received.inc({ kind: message.kind });
     if (message.kind === 'advert') membership.observeAdvert(message.body);
     else if (message.kind === 'leave') membership.observeLeave(message.body.nodeId, message.body.reason);
+    else membership.observeLife(message.from);
   });
   mesh.on('peer:disconnect', (peer) => membership.observeDisconnect(peer));
 

@@ -60,6 +60,30 @@ describe('membership', () => {
     expect(m.get('a')?.state).toBe('alive');
   });
 
+  it('other signed traffic keeps a node alive while its adverts run late, but never brings back a dead one', () => {
+    const { m, events, advance } = setup();
+    m.observeAdvert(advert('a', 1));
+    advance(1_200);
+    m.observeLife('a');
+    advance(1_200);
+    expect(m.get('a')?.state).toBe('alive');
+    advance(400); // 1.6 s since the events: suspect
+    m.observeLife('a');
+    expect(m.get('a')?.state).toBe('alive');
+    advance(3_000);
+    expect(m.get('a')?.state).toBe('dead');
+    m.observeLife('a');
+    expect(m.get('a')?.state).toBe('dead');
+    m.observeLife('stranger');
+    expect(m.get('stranger')).toBeUndefined();
+    expect(events).toEqual([
+      ['joined', 'a'],
+      ['suspect', 'a'],
+      ['alive', 'a'],
+      ['dead', 'a'],
+    ]);
+  });
+
   it('a restarted node (new incarnation) is accepted even with a lower seq', () => {
     const { m, events } = setup();
     m.observeAdvert(advert('a', 100, 1));

@@ -6,7 +6,7 @@ export interface Member {
   nodeId: string;
   advert: Advert;
   state: MemberState;
-  /** When the last advert arrived (local clock). */
+  /** When the last advert, or other sign of life, arrived (local clock). */
   lastSeen: number;
   /** When the state last changed (local clock). */
   since: number;
@@ -42,6 +42,11 @@ export interface Membership {
   observeLeave(nodeId: string, reason: string): void;
   /** The transport lost its connection to a node: suspect it now, dead only after the timeout. */
   observeDisconnect(nodeId: string): void;
+  /**
+   * Something else the node signed arrived (its ledger events): it is alive, even when its adverts run late
+   * behind that traffic. Counts like a heartbeat, changes nothing else; only an advert brings back a dead node.
+   */
+  observeLife(nodeId: string): void;
   /** Advances time-based transitions; call it a few times per heartbeat. */
   tick(): void;
   get(nodeId: string): Member | undefined;
@@ -114,6 +119,16 @@ export function createMembership(init: MembershipInit): Membership {
       if (member?.state !== 'alive' || member.self) return;
       setState(member, 'suspect', init.now());
       emit({ type: 'suspect', member, reason: 'connection lost' });
+    },
+    observeLife(nodeId) {
+      const member = table.get(nodeId);
+      if (!member || member.self || member.state === 'dead' || member.state === 'left') return;
+      const t = init.now();
+      member.lastSeen = t;
+      if (member.state === 'suspect') {
+        setState(member, 'alive', t);
+        emit({ type: 'alive', member });
+      }
     },
     tick() {
       const t = init.now();
