@@ -472,7 +472,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         list.push(p.model === undefined ? { action } : { action, model: p.model });
         perNode.set(p.nodeId, list);
       }
-      await Promise.all([...perNode].map(([node, list]) => assign(node, list)));
+      // Only the ASSIGNED writes hold the pass; each node's ack is awaited on its own, so one slow node (its ack
+      // late, or lost until the timeout) does not stop placement on all the others.
+      const sent = await Promise.all([...perNode].map(([node, list]) => assign(node, list)));
+      for (const { delivery } of sent) {
+        delivery.catch((err) => logger.error({ err: String(err) }, 'assignment delivery failed'));
+      }
     } catch (err) {
       logger.error({ err: String(err) }, 'placement pass failed');
     } finally {
@@ -484,8 +489,14 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     }
   }
 
-  /** One batch per node: ASSIGNED events in one ledger write, one direct message, one ack. */
-  async function assign(node: string, list: Array<{ action: Action; model?: string }>): Promise<void> {
+  /**
+   * One batch per node: ASSIGNED events in one ledger write, one direct message, one ack. Resolves once the
+   * ASSIGNED events are written, with the delivery (message, ack, refusals) still going on.
+   */
+  async function assign(
+    node: string,
+    list: Array<{ action: Action; model?: string }>,
+  ): Promise<{ delivery: Promise<void> }> {
     const results = await ledger.appendMany(
       list.map(({ action }) => ({
         type: 'action.state' as const,
@@ -509,7 +520,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       events.push(r.event);
       assignments.push(assignmentOf(action, r.event.epoch!, model));
     });
-    if (assignments.length === 0) return;
+    // Wrapped: an async function returning a promise would wait for it.
+    return { delivery: assignments.length === 0 ? Promise.resolve() : deliver(node, assignments, events) };
+  }
+
+  async function deliver(node: string, assignments: Assignment[], events: LedgerEvent[]): Promise<void> {
     let acks: Array<{ actionId: string; accepted: boolean; reason?: string }>;
     try {
       const reply = await mesh.request(
