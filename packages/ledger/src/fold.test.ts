@@ -230,8 +230,9 @@ describe('writers', () => {
   });
 });
 
-describe('fallback replacement', () => {
-  const failed = (): Entity<Action> => ({
+/** One action `a` of goal `g`, running on worker-1, as the fold holds it: the fields a test cares about given. */
+function actionEntity(view: Pick<Action, 'kind' | 'state' | 'epoch' | 'attempts'> & Partial<Action>): Entity<Action> {
+  return {
     key: 'a',
     entries: [],
     rejected: new Map(),
@@ -239,18 +240,25 @@ describe('fallback replacement', () => {
       id: 'a',
       goalId: 'g',
       flowId: 'f',
-      kind: 'exec',
       description: 'x',
       dependsOn: [],
+      node: 'worker-1',
+      createdAt: 1,
+      updatedAt: 1,
+      ...view,
+    },
+  };
+}
+
+describe('fallback replacement', () => {
+  const failed = () =>
+    actionEntity({
+      kind: 'exec',
       spec: { kind: 'exec', params: { command: 'false' } },
       state: 'FALLBACK_REQUESTED',
       epoch: 3,
-      node: 'worker-1',
       attempts: 3,
-      createdAt: 1,
-      updatedAt: 1,
-    },
-  });
+    });
   const event = (state: 'FALLBACK_RECEIVED' | 'TERMINATED', origin = 'coord'): LedgerEvent => ({
     origin,
     seq: 9,
@@ -289,25 +297,7 @@ describe('fallback replacement', () => {
 });
 
 describe('a claim of success with its output', () => {
-  const running = (): Entity<Action> => ({
-    key: 'a',
-    entries: [],
-    rejected: new Map(),
-    view: {
-      id: 'a',
-      goalId: 'g',
-      flowId: 'f',
-      kind: 'builtin',
-      description: 'x',
-      dependsOn: [],
-      state: 'IN_PROGRESS',
-      epoch: 2,
-      node: 'worker-1',
-      attempts: 2,
-      createdAt: 1,
-      updatedAt: 1,
-    },
-  });
+  const running = () => actionEntity({ kind: 'builtin', state: 'IN_PROGRESS', epoch: 2, attempts: 2 });
   const claim = (state: 'STATUS_VERIFICATION_REQUESTED' | 'ERROR', epoch = 2, origin = 'worker-1'): LedgerEvent => ({
     origin,
     seq: 4,
