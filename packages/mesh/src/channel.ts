@@ -15,7 +15,7 @@ export class FramedStream {
   private closed = false;
 
   constructor(
-    readonly stream: Stream,
+    private readonly stream: Stream,
     private readonly maxFrameBytes: number,
     private readonly onFrame: (frame: Buffer) => void,
     private readonly onClose: (err: Error) => void,
@@ -68,14 +68,6 @@ export class FramedStream {
   abort(err: Error): void {
     if (!this.closed) this.stream.abort(err);
     this.finish(err);
-  }
-
-  /** Closes our end once what was sent has left. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.closedWith = new Error('stream closed');
-    await this.stream.close().catch((err: unknown) => this.stream.abort(err as Error));
   }
 
   private reported = false;

@@ -320,6 +320,18 @@ class Libp2pMeshNode implements MeshNode {
     return this.openOutbound(key, peer, protocol, signal);
   }
 
+  /**
+   * The kept-open stream, open at the moment this resolves. A stream can close between the check in outboundTo
+   * and the caller's turn (its close event runs in between); then one fresh stream is opened.
+   */
+  private async openOutboundTo(peer: string, protocol: string, signal: AbortSignal): Promise<Outbound> {
+    const first = await this.outboundTo(peer, protocol, signal);
+    if (first.framed.isOpen) return first;
+    const second = await this.outboundTo(peer, protocol, signal);
+    if (!second.framed.isOpen) throw new Error(`the ${protocol} stream to ${peer} closed as it opened`);
+    return second;
+  }
+
   private openOutbound(key: string, peer: string, protocol: string, signal: AbortSignal): Promise<Outbound> {
     const opening = (async () => {
       const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal });
@@ -369,7 +381,7 @@ class Libp2pMeshNode implements MeshNode {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
-    const { framed, pending } = await this.outboundTo(peer, protocol, signal);
+    const { framed, pending } = await this.openOutboundTo(peer, protocol, signal);
     signal.throwIfAborted();
     return new Promise<Message>((resolve, reject) => {
       // Replies come in request order: a request given up on would leave the ones behind it answered by the
@@ -380,13 +392,15 @@ class Libp2pMeshNode implements MeshNode {
           : new Error(`${kind} request to ${peer} got no reply within ${timeoutMs} ms`);
         framed.abort(reason instanceof Error ? reason : new Error(String(reason)));
       };
+      // A stream closes once and rejects the waiters it holds then: one that closed since it was handed out
+      // would never answer this request, so fail it now.
+      if (!framed.isOpen) {
+        reject(new Error(`the ${protocol} stream to ${peer} closed before the request was sent`));
+        return;
+      }
       signal.addEventListener('abort', onAbort, { once: true });
       pending.push({ resolve, reject, done: () => signal.removeEventListener('abort', onAbort) });
-      try {
-        framed.send(bytes);
-      } catch (err) {
-        framed.abort(err instanceof Error ? err : new Error(String(err)));
-      }
+      framed.send(bytes);
     });
   }
 
@@ -397,7 +411,7 @@ class Libp2pMeshNode implements MeshNode {
    */
   async notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void> {
     const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
-    const { framed } = await this.outboundTo(peer, protocol, AbortSignal.timeout(10_000));
+    const { framed } = await this.openOutboundTo(peer, protocol, AbortSignal.timeout(10_000));
     framed.send(bytes);
   }
 
