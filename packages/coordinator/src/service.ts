@@ -412,8 +412,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
    * being busy stalled whole meshes for seconds. A node that is really gone fails the assignment, which is then
    * placed elsewhere.
    */
-  function placeable(m: { nodeId: string; state: string }): boolean {
-    return m.state === 'alive' || (m.state === 'suspect' && mesh.connectedPeers().includes(m.nodeId));
+  function placeable(m: { nodeId: string; state: string }, connected: ReadonlySet<string>): boolean {
+    return m.state === 'alive' || (m.state === 'suspect' && connected.has(m.nodeId));
   }
 
   async function runPass(): Promise<void> {
@@ -431,9 +431,10 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         if (action && readyToPlace(action)) ready.push(action);
       }
       if (ready.length === 0) return;
+      const connected = new Set(mesh.connectedPeers());
       const nodes: NodeView[] = membership
         .members()
-        .filter((m) => placeable(m) && m.advert.slots.total > 0)
+        .filter((m) => placeable(m, connected) && m.advert.slots.total > 0)
         .map((m) => ({
           advert: m.advert,
           inFlight: inFlight.get(m.nodeId)?.size ?? 0,

@@ -59,16 +59,13 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
 
   /** Coordinators that assigned work here lately, and when they last did: they get this node's events first-hand. */
   const coordinators = new Map<string, number>();
-  let report: LedgerEvent[] = [];
 
   /**
    * Sends this node's new durable events to its coordinators over a kept-open stream, so a result reaches the
    * coordinator in one hop instead of through gossip. All of them, not only the coordinator's own actions: the
    * origin's log must arrive without gaps to be folded. Best effort: gossip and anti-entropy still deliver all.
    */
-  function flushReport() {
-    const events = report;
-    report = [];
+  function report(events: LedgerEvent[]) {
     const now = Date.now();
     for (const [peer, lastAssigned] of coordinators) {
       if (now - lastAssigned > REPORT_TO_IDLE_COORDINATOR_MS) {
@@ -86,8 +83,9 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
   const stopWatching = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
     if (coordinators.size > 0) {
       // Each call is one durable batch already: send it now rather than a turn of the event loop later.
-      for (const { event } of entries) if (event.origin === ledger.origin) report.push(event);
-      if (report.length > 0) flushReport();
+      const own: LedgerEvent[] = [];
+      for (const { event } of entries) if (event.origin === ledger.origin) own.push(event);
+      if (own.length > 0) report(own);
     }
     for (const { event } of entries) {
       if (event.type !== 'action.state' || event.actionId === undefined) continue;
