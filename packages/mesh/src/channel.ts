@@ -106,7 +106,11 @@ export class FramedStream {
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.chunks).subarray(0, n);
+    // A header split across chunks: join only as many chunks as it spans, not the whole buffer.
+    let spanned = 0;
+    let length = 0;
+    while (length < n) length += this.chunks[spanned++]!.length;
+    return Buffer.concat(this.chunks.slice(0, spanned)).subarray(0, n);
   }
 
   /** Consumes and returns the first `n` buffered bytes. */
