@@ -29,37 +29,51 @@ function cpuMs(pid: number | undefined): number | undefined {
   }
 }
 
-/** Waits for goal.finished on the SSE stream: no polling between submit and completion. */
-async function untilFinished(coord: DaemonProcess, goalId: string, from: number): Promise<void> {
-  const res = await fetch(`${coord.api}/v1/events?goal=${goalId}&from=${from}`);
+/** The coordinator's live event stream, read for markers: `next` resolves when the next one arrives. */
+async function openEvents(coord: DaemonProcess, query = '') {
+  const res = await fetch(`${coord.api}/v1/events${query}`);
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
-  for (;;) {
+  const fill = async () => {
     const { value, done } = await reader.read();
     if (done) throw new Error('event stream closed');
     buffer += decoder.decode(value, { stream: true });
-    if (buffer.includes('event: goal.finished')) {
-      await reader.cancel();
-      return;
-    }
-    // Keep only a tail that could hold the start of the marker: a 20k-action goal streams ~100k events, and
-    // searching all of them again on every chunk made this client, not the mesh, the bottleneck.
-    buffer = buffer.slice(-64);
-  }
+  };
+  // The stream's first line says it is live: whatever is written from now on will be on it.
+  while (!buffer.includes('hermes-mesh event stream')) await fill();
+  return {
+    async next(marker: string): Promise<void> {
+      for (;;) {
+        const at = buffer.indexOf(marker);
+        if (at >= 0) {
+          buffer = buffer.slice(at + marker.length);
+          return;
+        }
+        // Keep only a tail that could hold the start of the marker: a 20k-action goal streams ~100k events, and
+        // searching all of them again on every chunk made this client, not the mesh, the bottleneck.
+        buffer = buffer.slice(-marker.length);
+        await fill();
+      }
+    },
+    close: () => reader.cancel(),
+  };
 }
 
 {
   const { coord, stop } = await startMesh(1, ['--slots', '256']);
   try {
+    // One event stream for all rounds, as a watching client holds it; rounds run one at a time, so the next
+    // goal.finished on it is the round's own.
+    const events = await openEvents(coord);
     const latencies: number[] = [];
     for (let i = 0; i < LATENCY_ROUNDS + 20; i++) {
-      const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
       const t0 = performance.now();
-      const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', noopGoal(1));
-      await untilFinished(coord, goalId, position);
+      await coord.post<{ goalId: string }>('/v1/goals', noopGoal(1));
+      await events.next('event: goal.finished');
       if (i >= 20) latencies.push(performance.now() - t0); // first rounds warm the JIT
     }
+    await events.close();
     latencies.sort((a, b) => a - b);
     report('goals', 'noop_e2e_latency_p50', percentile(latencies, 50), 'ms', {
       rounds: LATENCY_ROUNDS,
@@ -75,12 +89,13 @@ async function untilFinished(coord: DaemonProcess, goalId: string, from: number)
 {
   const { coord, workers, stop } = await startMesh(3, ['--slots', '256']);
   try {
-    const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
+    const events = await openEvents(coord);
     const processes = [coord, ...workers];
     const cpuBefore = processes.map((p) => cpuMs(p.proc.pid));
     const t0 = performance.now();
-    const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', noopGoal(THROUGHPUT_ACTIONS));
-    await untilFinished(coord, goalId, position);
+    await coord.post<{ goalId: string }>('/v1/goals', noopGoal(THROUGHPUT_ACTIONS));
+    await events.next('event: goal.finished');
+    await events.close();
     const seconds = (performance.now() - t0) / 1000;
     const cpuAfter = processes.map((p) => cpuMs(p.proc.pid));
     if (cpuAfter.every((c, i) => c !== undefined && cpuBefore[i] !== undefined)) {

@@ -201,6 +201,22 @@ describe('coordinator loop', () => {
     }
   });
 
+  it('a goal and its first assignments share one disk write; so do a reported claim and its verdict', async () => {
+    const c = await cluster(['w1'], new Map(), undefined, {}, { gossip: false, syncIntervalMs: 0 });
+    const coord = c.ledgers.get('coord')!;
+    // Each listener call is one durable batch (nothing is durable between two calls' worth of writes).
+    const batches: string[][] = [];
+    const off = coord.subscribe(coord.position(), (entries) =>
+      batches.push(entries.map(({ event }) => (event.type === 'action.state' ? event.state! : event.type))),
+    );
+    cleanup.push(off);
+    const { goalId } = await c.coordinator.submit(plan([{ id: 'a' }]));
+    await waitFor(() => goalState(c, goalId) === 'COMPLETED', 'goal completed');
+    await waitFor(() => batches.flat().includes('goal.finished'), 'goal.finished durable');
+    expect(batches).toContainEqual(['goal.submitted', 'flow.created', 'flow.created', 'action.created', 'ASSIGNED']);
+    expect(batches).toContainEqual(['IN_PROGRESS', 'STATUS_VERIFICATION_REQUESTED', 'COMPLETED', 'goal.finished']);
+  });
+
   it('retries a retryable failure with backoff under a new epoch, and completes', async () => {
     const c = await cluster(['w1']);
     const { goalId } = await c.coordinator.submit(plan([{ id: 'x', script: { fail: 'retryable', failTimes: 2 } }]));

@@ -964,6 +964,16 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       logger.warn({ peer, foreign: message.body.events.length - own.length }, 'report carried events of other nodes');
     }
     ledger.ingest(own).catch((err) => logger.warn({ peer, err: String(err) }, 'could not store reported events'));
+    // Claims of success are folded already: verified now, the verdict shares their disk write (it is written
+    // after them, so it is never durable without them).
+    let claims = false;
+    for (const event of own) {
+      if (event.type === 'action.state' && event.state === 'STATUS_VERIFICATION_REQUESTED' && event.actionId) {
+        onActionEvent(event);
+        claims = true;
+      }
+    }
+    if (claims) void flushVerdicts();
   });
 
   // Nodes die without writing anything: watch membership for actions stranded on them.
@@ -1042,8 +1052,17 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
           };
         }),
       ];
-      // Durable before the caller gets an id: a crash after this line loses nothing.
-      const results = await ledger.appendMany(inputs);
+      // Durable before the caller gets an id: a crash after this line loses nothing. The goal is folded at once,
+      // so its ready actions are placed now and their ASSIGNED events share the goal's disk write.
+      const written = ledger.appendMany(inputs, { shareTick: true });
+      for (const input of inputs) {
+        const action = input.type === 'action.created' ? ledger.action(input.actionId) : undefined;
+        if (!action) continue;
+        track(action);
+        candidates.add(action.id);
+      }
+      void runPass();
+      const results = await written;
       const failed = results.find((r) => !r.ok || r.rejected);
       if (failed) throw new Error(`goal not recorded: ${failed.ok ? failed.rejected : failed.error}`);
       if (init.recipesDir) prompts.set(goalId, { promptId, request });

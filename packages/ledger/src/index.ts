@@ -11,6 +11,7 @@ export {
 export type { Action, ActionOutput, Flow, Goal, GoalState, LogEntry, NodeRecord, Recipe } from './fold.js';
 export { compareEvents } from './fold.js';
 export {
+  type AppendOptions,
   type AppendResult,
   type IngestReport,
   type Ledger,

@@ -166,6 +166,20 @@ describe('openLedger', () => {
     expect(durable[durable.length - 1]).toBe(13_001);
   });
 
+  it('lets what is appended in the same tick share the write of an appendMany made with shareTick', async () => {
+    const ledger = await start(tempDir(), 'node-a', { snapshotEvery: 0 });
+    const writes: number[] = [];
+    const off = ledger.subscribe(0, () => writes.push(ledger.position()));
+    const first = ledger.appendMany([submit('g1', 'one'), submit('g2', 'two')], { shareTick: true });
+    // Folded before the call returns: a decision on it can be taken (and written) at once.
+    expect(ledger.goal('g2')?.text).toBe('two');
+    const second = ledger.appendMany([submit('g3', 'three'), submit('g4', 'four')]);
+    await Promise.all([first, second]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    off();
+    // One write for both calls (without shareTick the first starts at once: [2, 4]).
+    expect(writes).toEqual([4]);
+  });
   it('gives a batch the results, seqs and state that appending its events one by one gives', async () => {
     const ids = { goalId: 'g', actionId: 'a' };
     const inputs: EventInput[] = [

@@ -75,12 +75,20 @@ export interface OpenStats {
   ms: number;
 }
 
+export interface AppendOptions {
+  shareTick?: boolean;
+}
+
 export interface Ledger {
   readonly origin: string;
   readonly openStats: OpenStats;
   append(input: EventInput): Promise<AppendResult>;
-  /** Appends several events in one batch; results in input order. */
-  appendMany(inputs: readonly EventInput[]): Promise<AppendResult[]>;
+  /**
+   * Appends several events in one batch; results in input order. They are folded before this returns. The
+   * write starts at once unless `shareTick` is set: then it starts on the next turn of the event loop, and what
+   * else is appended in this turn (decisions taken on what was just folded) shares the one disk write.
+   */
+  appendMany(inputs: readonly EventInput[], options?: AppendOptions): Promise<AppendResult[]>;
   /** Takes events from other replicas (any order, duplicates fine). Resolves once the new ones are durable. */
   ingest(events: readonly unknown[]): Promise<IngestReport>;
   goal(id: string): Goal | undefined;
@@ -381,12 +389,14 @@ class LevelLedger implements Ledger {
     }
   }
 
-  appendMany(inputs: readonly EventInput[]): Promise<AppendResult[]> {
+  appendMany(inputs: readonly EventInput[], options?: AppendOptions): Promise<AppendResult[]> {
     try {
       const unusable = this.unusable();
       if (unusable) return Promise.resolve(inputs.map(() => ({ ok: false, error: unusable })));
       this.committer.expect(inputs.length);
-      if (inputs.length > 1 && !this.core.hasHeld(this.init.origin)) return this.appendBatch(inputs);
+      if (inputs.length > 1 && !this.core.hasHeld(this.init.origin)) {
+        return this.appendBatch(inputs, options?.shareTick === true);
+      }
       const results: AppendResult[] = [];
       let appended = false;
       for (const input of inputs) {
@@ -409,7 +419,7 @@ class LevelLedger implements Ledger {
    * folded while LevelDB writes it. With nothing of our origin held, the k-th valid event is exactly what
    * appending one at a time gives it: seq s + k, Lamport clock c + k. It is acknowledged once written, as ever.
    */
-  private appendBatch(inputs: readonly EventInput[]): Promise<AppendResult[]> {
+  private appendBatch(inputs: readonly EventInput[], shareTick: boolean): Promise<AppendResult[]> {
     const core = this.core;
     const committer = this.committer;
     const origin = this.init.origin;
@@ -443,7 +453,7 @@ class LevelLedger implements Ledger {
     if (events.length === 0) return Promise.resolve(results as AppendResult[]);
     // This call's events are all queued: its batch may start (a batch never holds part of a call).
     const written = committer.write();
-    committer.flushNow();
+    if (!shareTick) committer.flushNow();
     for (let k = 0; k < events.length; k++) {
       const event = events[k]!;
       const entry = core.acceptNext(event, sizes[k]!, true);
