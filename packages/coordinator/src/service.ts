@@ -118,6 +118,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   const dependents = new Map<string, string[]>();
   const remaining = new Map<string, Set<string>>();
   const inFlight = new Map<string, Set<string>>();
+  /** The model of each llm action in flight that names one. */
+  const modelInFlight = new Map<string, string>();
   const waiting = new Map<string, string>();
   /** Ready actions held back because every slot was taken: placed as soon as a slot frees, not on a timer. */
   const slotWaiters = new Set<string>();
@@ -152,14 +154,18 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       inFlight.set(node, set);
     }
     set.add(actionId);
+    const a = ledger.action(actionId);
+    const spec = a ? specOf(a) : undefined;
+    if (spec?.kind === 'llm' && spec.requires.model) modelInFlight.set(actionId, spec.requires.model);
   }
 
+  /** Models of the llm actions in flight on a node (each pass asks, so it reads only the llm ones). */
   function modelsInFlight(node: string): string[] {
     const out: string[] = [];
+    if (modelInFlight.size === 0) return out;
     for (const id of inFlight.get(node) ?? []) {
-      const a = ledger.action(id);
-      const spec = a ? specOf(a) : undefined;
-      if (spec?.kind === 'llm' && spec.requires.model) out.push(spec.requires.model);
+      const model = modelInFlight.get(id);
+      if (model) out.push(model);
     }
     return out;
   }
@@ -185,6 +191,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   }
 
   function clearInFlight(actionId: string) {
+    modelInFlight.delete(actionId);
     for (const set of inFlight.values()) {
       if (set.delete(actionId)) releaseSlot();
     }
@@ -192,11 +199,17 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
 
   /** A slot freed somewhere: the actions that waited for one get their turn, oldest first. */
   function releaseSlot() {
-    const next = slotWaiters.values().next();
-    if (next.done) return;
-    slotWaiters.delete(next.value);
-    candidates.add(next.value);
-    schedule();
+    releaseWaiters(1);
+  }
+
+  function releaseWaiters(n: number) {
+    let released = 0;
+    for (const id of slotWaiters) {
+      if (released++ >= n) break;
+      slotWaiters.delete(id);
+      candidates.add(id);
+    }
+    if (released > 0) schedule();
   }
 
   function schedule(): void {
@@ -416,6 +429,20 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     return m.state === 'alive' || (m.state === 'suspect' && connected.has(m.nodeId));
   }
 
+  /** The nodes work may go to now, with what we know of their load. */
+  function nodeViews(): NodeView[] {
+    const connected = new Set(mesh.connectedPeers());
+    return membership
+      .members()
+      .filter((m) => placeable(m, connected) && m.advert.slots.total > 0)
+      .map((m) => ({
+        advert: m.advert,
+        inFlight: inFlight.get(m.nodeId)?.size ?? 0,
+        othersBusy: othersBusyOn(m.nodeId, m.advert),
+        inFlightModels: modelsInFlight(m.nodeId),
+      }));
+  }
+
   async function runPass(): Promise<void> {
     if (passRunning) {
       // One pass at a time: this one's work is picked up when the running one ends (no spinning meanwhile).
@@ -431,25 +458,16 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         if (action && readyToPlace(action)) ready.push(action);
       }
       if (ready.length === 0) return;
-      const connected = new Set(mesh.connectedPeers());
-      const nodes: NodeView[] = membership
-        .members()
-        .filter((m) => placeable(m, connected) && m.advert.slots.total > 0)
-        .map((m) => ({
-          advert: m.advert,
-          inFlight: inFlight.get(m.nodeId)?.size ?? 0,
-          othersBusy: othersBusyOn(m.nodeId, m.advert),
-          inFlightModels: modelsInFlight(m.nodeId),
-        }));
+      const nodes = nodeViews();
       // Only as many as there are free slots go to placement; the rest wait for a slot to free, cheaply.
       const free = nodes.reduce((s, n) => s + freeSlots(n), 0);
       const held = ready.splice(free);
-      for (const a of held) {
-        slotWaiters.add(a.id);
-        waiting.set(
-          a.id,
-          `all ${nodes.reduce((s, n) => s + n.advert.slots.total, 0)} slots on ${nodes.length} nodes are busy`,
-        );
+      if (held.length > 0) {
+        const reason = `all ${nodes.reduce((s, n) => s + n.advert.slots.total, 0)} slots on ${nodes.length} nodes are busy`;
+        for (const a of held) {
+          slotWaiters.add(a.id);
+          waiting.set(a.id, reason);
+        }
       }
       if (ready.length === 0) return;
       const byId = new Map(ready.map((a) => [a.id, a]));
@@ -979,15 +997,15 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   // Nodes die without writing anything: watch membership for actions stranded on them.
   const deadWatch = setInterval(() => {
     // Free slots also show up in adverts (another coordinator's work ended): give waiters a look regularly.
-    if (slotWaiters.size > 0) {
-      for (const id of slotWaiters) candidates.add(id);
-      slotWaiters.clear();
-      schedule();
-    }
+    // Only as many as could be placed: moving every waiter back to the candidates made each pass scan them all.
+    if (slotWaiters.size > 0) releaseWaiters(nodeViews().reduce((s, n) => s + freeSlots(n), 0));
     for (const [node, actions] of inFlight) {
       if (actions.size === 0 || !nodeGone(node)) continue;
       logger.warn({ node, actions: actions.size }, 're-placing actions of a node that is gone');
-      for (const id of actions) candidates.add(id);
+      for (const id of actions) {
+        candidates.add(id);
+        modelInFlight.delete(id);
+      }
       actions.clear();
       schedule();
     }
