@@ -13,15 +13,20 @@ export function encodeEvent(event: LedgerEvent): Buffer {
   return eventPackr.pack(event);
 }
 
+/** Where the bytes of events restored from a snapshot lie: read when an entry's event is first needed. */
+export interface StoredBytes {
+  /** The stored bytes of the event at `position`; throws a clear error when they cannot be read (yet). */
+  bytesOf(position: number): Buffer;
+}
+
 /**
  * One event as this replica holds it: `position` is the local ingest order, `size` its encoded bytes.
- * An entry restored from a snapshot holds only where its bytes lie (in a stored segment) and decodes the event
- * the first time something reads it: opening from a snapshot never decodes the events the snapshot covers.
+ * An entry restored from a snapshot holds only where its bytes lie and decodes the event the first time
+ * something reads it: opening from a snapshot never decodes the events the snapshot covers.
  */
 export class LogEntry {
   private decoded: LedgerEvent | undefined;
-  private segment: Buffer | undefined;
-  private readonly offset: number;
+  private source: StoredBytes | undefined;
 
   constructor(
     readonly position: number,
@@ -29,19 +34,18 @@ export class LogEntry {
     readonly origin: string,
     readonly seq: number,
     event: LedgerEvent | undefined,
-    segment?: Buffer,
-    offset = 0,
+    source?: StoredBytes,
   ) {
     this.decoded = event;
-    this.segment = segment;
-    this.offset = offset;
+    this.source = source;
   }
 
   get event(): LedgerEvent {
     if (this.decoded !== undefined) return this.decoded;
+    const bytes = this.source!.bytesOf(this.position);
     let event: LedgerEvent;
     try {
-      event = eventPackr.unpack(this.segment!.subarray(this.offset, this.offset + this.size)) as LedgerEvent;
+      event = eventPackr.unpack(bytes) as LedgerEvent;
     } catch (err) {
       throw new Error(`stored event at position ${this.position} cannot be decoded: ${(err as Error).message}`);
     }
@@ -49,7 +53,7 @@ export class LogEntry {
       throw new Error(`stored event at position ${this.position} is not ${this.origin}/${this.seq}`);
     }
     this.decoded = event;
-    this.segment = undefined;
+    this.source = undefined;
     return event;
   }
 

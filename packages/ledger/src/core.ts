@@ -16,6 +16,7 @@ import {
   type NodeRecord,
   refold,
 } from './fold.js';
+import { FoldEntity, type RestoredKind, type RestoredLog } from './restored.js';
 import { type SearchHit, SearchIndex } from './search.js';
 
 /** An event the fold kept but did not apply, and why. Part of the replicated state: every replica agrees. */
@@ -62,18 +63,64 @@ export interface ActionQuery {
   limit?: number;
 }
 
-/** The compact image of the fold stored in a snapshot: views plus the positions of each entity's events. */
-export interface FoldImage {
-  position: number;
-  goals: EntityImage<Goal>[];
-  actions: EntityImage<Action>[];
-  nodes: EntityImage<NodeRecord>[];
-  unroutable: Array<[number, string]>;
-  /** Every goal id an action's events named, with those actions (created or not). */
-  goalRefs: Array<[goalId: string, actionIds: string[]]>;
+/** One kind of entity restored from a snapshot: its keys, the stored views and positions, its rejections. */
+export interface RestoredEntities {
+  keys: readonly string[];
+  store: RestoredKind;
+  /** [entity index, position, reason] */
+  rejected: ReadonlyArray<readonly [number, number, string]>;
 }
 
-type EntityImage<V> = [key: string, view: V | undefined, positions: number[], rejected: Array<[number, string]>];
+/** The fold as a snapshot restores it (see ledger.ts for how it is stored). */
+export interface RestoredFold {
+  goals: RestoredEntities;
+  actions: RestoredEntities;
+  nodes: RestoredEntities;
+  unroutable: ReadonlyArray<readonly [number, string]>;
+  /** Decoded the first time the fold needs them. */
+  goalRefs: () => ReadonlyArray<readonly [string, readonly string[]]>;
+}
+
+/** An ordered list of one origin's entries (a plain array or an OriginLog). */
+export interface EntryList {
+  readonly length: number;
+  at(index: number): LogEntry | undefined;
+}
+
+/**
+ * One origin's log: the positions of its events a snapshot restored (seq 1..n), then the entries of later ones.
+ */
+export class OriginLog implements EntryList {
+  private readonly later: LogEntry[] = [];
+
+  constructor(
+    private readonly entryAt: (position: number) => LogEntry,
+    private readonly restored: Uint32Array = NO_POSITIONS,
+  ) {}
+
+  get length(): number {
+    return this.restored.length + this.later.length;
+  }
+
+  at(index: number): LogEntry | undefined {
+    if (index < 0) return undefined;
+    if (index < this.restored.length) return this.entryAt(this.restored[index]!);
+    return this.later[index - this.restored.length];
+  }
+
+  /** Position of the entry at `index` (without making a restored one). */
+  positionAt(index: number): number {
+    return index < this.restored.length ? this.restored[index]! : this.later[index - this.restored.length]!.position;
+  }
+
+  push(entry: LogEntry): void {
+    this.later.push(entry);
+  }
+}
+
+const NO_POSITIONS = new Uint32Array(0);
+
+type EntityKind = 'goal' | 'action' | 'node';
 
 interface HeldEvent {
   event: LedgerEvent;
@@ -88,18 +135,28 @@ const MAX_HELD = 200_000;
  * indexes. Pure: no I/O, no clock. Storage and replication wrap it.
  */
 export class LedgerCore {
-  readonly logs = new Map<string, LogEntry[]>();
-  readonly byPosition: LogEntry[] = [];
+  readonly logs = new Map<string, OriginLog>();
+  /** Every entry by local position (index position - 1); a hole where a restored event has no entry yet. */
+  private readonly byPosition: LogEntry[] = [];
+  /** Positions 1..restoredEnd are the restored events: made entries of those (index position - 1), from the
+   * first one made; `byPosition` holds the entries after them (index position - restoredEnd - 1). */
+  private restoredEntries: Array<LogEntry | undefined> | undefined;
+  private restoredEnd = 0;
+  /** The events a snapshot restored, when the ledger opened from one. */
+  private restoredLog: RestoredLog | undefined;
+  private readonly entryAtPosition = (position: number) => this.entryAt(position);
   private readonly held = new Map<string, Map<number, HeldEvent>>();
   private heldCount = 0;
   /** Highest Lamport clock seen: the next local event ticks past it. */
   clock = 0;
-  private readonly goals = new Map<string, Entity<Goal>>();
-  private readonly actions = new Map<string, Entity<Action>>();
-  private readonly nodes = new Map<string, Entity<NodeRecord>>();
+  private readonly goals = new Map<string, FoldEntity<Goal>>();
+  private readonly actions = new Map<string, FoldEntity<Action>>();
+  private readonly nodes = new Map<string, FoldEntity<NodeRecord>>();
   private readonly unroutable = new Map<LogEntry, string>();
   /** Every action id an event has named under a goal, created or not: re-folded when the goal changes. */
   private readonly actionIdsByGoalRef = new Map<string, Set<string>>();
+  /** Reads the snapshot's goal references, until they are first needed. */
+  private pendingGoalRefs: RestoredFold['goalRefs'] | undefined;
   /**
    * Query indexes derived from the views alone (actions by goal, node, state; full-text search). After an open
    * they are built on the first query that needs them, then kept up to date by the fold; undefined until then.
@@ -111,7 +168,123 @@ export class LedgerCore {
   };
 
   get position(): number {
-    return this.byPosition.length;
+    return this.restoredEnd + this.byPosition.length;
+  }
+
+  /** The entry at a local position (1-based); a restored event gets its entry here, the first time. */
+  entryAt(position: number): LogEntry {
+    if (position > this.restoredEnd) {
+      const entry = this.byPosition[position - this.restoredEnd - 1];
+      if (entry === undefined) throw new RangeError(`no entry at position ${position}`);
+      return entry;
+    }
+    if (!(position >= 1)) throw new RangeError(`no entry at position ${position}`);
+    const restored = this.restoredLog!;
+    this.restoredEntries ??= new Array(this.restoredEnd);
+    const entry = this.restoredEntries[position - 1];
+    if (entry !== undefined) return entry;
+    const made = new LogEntry(
+      position,
+      restored.sizeOf[position - 1]!,
+      restored.originAt(position),
+      restored.seqOf[position - 1]!,
+      undefined,
+      restored,
+    );
+    this.restoredEntries[position - 1] = made;
+    return made;
+  }
+
+  /** The origin of the event at `position`, without making an entry for it. */
+  originAt(position: number): string {
+    const restored = this.restoredLog;
+    if (restored !== undefined && position <= restored.end) return restored.originAt(position);
+    return this.entryAt(position).origin;
+  }
+
+  /** The encoded size of the event at `position`, without making an entry for it. */
+  sizeAt(position: number): number {
+    const restored = this.restoredLog;
+    if (restored !== undefined && position <= restored.end) return restored.sizeOf[position - 1]!;
+    return this.entryAt(position).size;
+  }
+
+  /** True when the event at `position` can be read now (a restored one once its segment is read). */
+  readable(position: number): boolean {
+    const restored = this.restoredLog;
+    if (restored === undefined || position > restored.end) return true;
+    const entry = this.restoredEntries?.[position - 1];
+    return (entry !== undefined && !entry.pending) || restored.placed(position);
+  }
+
+  /** Folds every entry after `position` (restore: the fold up to it came from a snapshot, or is empty). */
+  foldAfter(position: number): void {
+    for (let p = position + 1; p <= this.position; p++) this.foldEntry(this.entryAt(p));
+  }
+
+  /** The entries at positions from + 1 .. to. */
+  entriesBetween(from: number, to: number): LogEntry[] {
+    const out: LogEntry[] = new Array(Math.max(0, to - from));
+    for (let p = from + 1; p <= to; p++) out[p - from - 1] = this.entryAt(p);
+    return out;
+  }
+
+  /**
+   * True when an entry after `position` adds to an entity already in the fold (restored from the snapshot at
+   * `position`): folding it reads that entity's events. Called before the entries after it are folded.
+   */
+  tailTouchesRestored(position: number): boolean {
+    for (let p = position + 1; p <= this.position; p++) {
+      const event = this.entryAt(p).event;
+      if (checkSemantics(event) !== undefined) continue;
+      switch (scopeOf(event.type as EventType)) {
+        case 'goal':
+          // A goal new to the fold can still re-fold actions the snapshot holds (their coordinator is set).
+          if (this.goals.has(event.goalId!) || this.goalRefs().has(event.goalId!)) return true;
+          break;
+        case 'action':
+          if (this.actions.has(event.actionId!)) return true;
+          break;
+        case 'node':
+          if (this.nodes.has(event.origin)) return true;
+          break;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Why `event` cannot be folded, when the log under the snapshot turned out damaged and folding it would read
+   * events of that part that cannot be read (the entity it adds to, or for a goal also its actions).
+   */
+  unfoldable(event: LedgerEvent): string | undefined {
+    const restored = this.restoredLog;
+    if (restored?.failure === undefined || checkSemantics(event) !== undefined) return undefined;
+    const touched: Array<FoldEntity<unknown> | undefined> = [];
+    switch (scopeOf(event.type as EventType)) {
+      case 'goal':
+        touched.push(this.goals.get(event.goalId!) as FoldEntity<unknown> | undefined);
+        for (const id of this.goalRefs().get(event.goalId!) ?? []) touched.push(this.actions.get(id));
+        break;
+      case 'action':
+        touched.push(this.actions.get(event.actionId!));
+        break;
+      case 'node':
+        touched.push(this.nodes.get(event.origin));
+        break;
+    }
+    for (const entity of touched) {
+      const positions = entity?.positions() ?? [];
+      for (let i = 0; i < positions.length; i++) {
+        if (!this.readable(positions[i]!)) return `cannot fold ${event.type}: ${restored.failure}`;
+      }
+    }
+    return undefined;
+  }
+
+  /** The events a snapshot restored, when there are some. */
+  get restored(): RestoredLog | undefined {
+    return this.restoredLog;
   }
 
   seqOf(origin: string): number {
@@ -157,7 +330,7 @@ export class LedgerCore {
   }
 
   private againstLogged(event: LedgerEvent): AcceptOutcome {
-    const kept = this.logs.get(event.origin)![event.seq - 1]!.event;
+    const kept = this.logs.get(event.origin)!.at(event.seq - 1)!.event;
     if (sameValue(kept, event)) return { kind: 'duplicate' };
     return { kind: 'conflict', conflict: this.recordConflict(kept, event) };
   }
@@ -213,7 +386,7 @@ export class LedgerCore {
 
   /** Places an event in its origin's log at the next position, without folding (restore from storage). */
   appendEntry(event: LedgerEvent, size: number): LogEntry {
-    const entry = new LogEntry(this.byPosition.length + 1, size, event.origin, event.seq, event);
+    const entry = new LogEntry(this.position + 1, size, event.origin, event.seq, event);
     this.logOf(event.origin).push(entry);
     this.byPosition.push(entry);
     if (event.lamport > this.clock) this.clock = event.lamport;
@@ -221,22 +394,23 @@ export class LedgerCore {
   }
 
   /**
-   * Places a stored event of `origin` at the next position and next seq without decoding it: its bytes are
-   * `segment[offset, offset + size)`, decoded when first read. The caller restores the fold (and the Lamport
-   * clock) from a snapshot covering it.
+   * Starts the log with the events a snapshot covers, without an entry for any of them (made when needed).
+   * The log must be empty; the caller restores the fold (and the Lamport clock) from the same snapshot.
    */
-  appendStored(origin: string, size: number, segment: Buffer, offset: number): LogEntry {
-    const log = this.logOf(origin);
-    const entry = new LogEntry(this.byPosition.length + 1, size, origin, log.length + 1, undefined, segment, offset);
-    log.push(entry);
-    this.byPosition.push(entry);
-    return entry;
+  restoreLog(restored: RestoredLog): void {
+    if (this.position !== 0) throw new Error('the log is not empty');
+    this.restoredLog = restored;
+    this.restoredEnd = restored.end;
+    const positions = restored.positionsByOrigin();
+    restored.origins.forEach((origin, i) => {
+      this.logs.set(origin, new OriginLog(this.entryAtPosition, positions[i]));
+    });
   }
 
-  private logOf(origin: string): LogEntry[] {
+  private logOf(origin: string): OriginLog {
     let log = this.logs.get(origin);
     if (!log) {
-      log = [];
+      log = new OriginLog(this.entryAtPosition);
       this.logs.set(origin, log);
     }
     return log;
@@ -265,10 +439,10 @@ export class LedgerCore {
     }
   }
 
-  private addTo<V>(map: Map<string, Entity<V>>, key: string, entry: LogEntry, apply: Apply<V>): Entity<V> {
+  private addTo<V>(map: Map<string, FoldEntity<V>>, key: string, entry: LogEntry, apply: Apply<V>): Entity<V> {
     let entity = map.get(key);
     if (!entity) {
-      entity = { key, entries: [], view: undefined, rejected: undefined };
+      entity = new FoldEntity<V>(key);
       map.set(key, entity);
     }
     addToEntity(entity, entry, apply, this.context);
@@ -290,7 +464,7 @@ export class LedgerCore {
   }
 
   private refoldActionsOf(goalId: string): void {
-    for (const actionId of this.actionIdsByGoalRef.get(goalId) ?? []) {
+    for (const actionId of this.goalRefs().get(goalId) ?? []) {
       const entity = this.actions.get(actionId)!;
       const before = this.indexes && entity.view && indexedFields(entity.view);
       refold(entity, applyActionEvent, this.context);
@@ -303,7 +477,7 @@ export class LedgerCore {
     const known = this.actions.get(actionId);
     // Nearly every event of an action names the goal its first one did; only a new pairing needs the index.
     if (known?.view?.goalId !== goalId && known?.entries[0]?.event.goalId !== goalId) {
-      addToSet(this.actionIdsByGoalRef, goalId, actionId);
+      addToSet(this.goalRefs(), goalId, actionId);
     }
     const existing = known?.view;
     const before = this.indexes && existing && indexedFields(existing);
@@ -439,7 +613,7 @@ export class LedgerCore {
     if (filter.goalId !== undefined) {
       const goal = this.goals.get(filter.goalId);
       if (goal) collect(goal.rejected);
-      for (const id of this.actionIdsByGoalRef.get(filter.goalId) ?? []) collect(this.actions.get(id)!.rejected);
+      for (const id of this.goalRefs().get(filter.goalId) ?? []) collect(this.actions.get(id)!.rejected);
       return out;
     }
     for (const map of [this.goals, this.actions, this.nodes] as Map<string, Entity<unknown>>[]) {
@@ -455,7 +629,7 @@ export class LedgerCore {
 
   counts() {
     return {
-      events: this.byPosition.length,
+      events: this.position,
       goals: this.goals.size,
       actions: this.actions.size,
       nodes: this.nodes.size,
@@ -500,46 +674,123 @@ export class LedgerCore {
 
   // ---- snapshots ----
 
-  /** Forgets the fold (not the log): the caller folds the log again. */
-  resetFold(): void {
-    for (const map of [this.goals, this.actions, this.nodes, this.unroutable, this.actionIdsByGoalRef]) map.clear();
-    this.indexes = undefined;
+  /**
+   * What a snapshot stores of each kind of entity, at the current position: keys, each view packed on its own
+   * (one restored and never read since is copied as stored: it is unchanged), the entries' positions in replay
+   * order, and the rejections. `pack` packs one view.
+   */
+  entitiesImage(kind: EntityKind, pack: (view: unknown) => Uint8Array): EntitiesImage {
+    const map = this.mapOf(kind) as Map<string, FoldEntity<unknown>>;
+    const keys: string[] = [];
+    const views: Uint8Array[] = [];
+    const viewStart = new Uint32Array(map.size + 1);
+    const entryStart = new Uint32Array(map.size + 1);
+    const positions: Array<ArrayLike<number>> = [];
+    const rejected: Array<[number, number, string]> = [];
+    let bytes = 0;
+    let entries = 0;
+    let i = 0;
+    for (const entity of map.values()) {
+      keys.push(entity.key);
+      const stored = entity.restoredView();
+      const view = stored ?? (entity.view === undefined ? EMPTY_BYTES : pack(entity.view));
+      views.push(view);
+      bytes += view.length;
+      viewStart[i + 1] = bytes;
+      const at = entity.positions();
+      positions.push(at);
+      entries += at.length;
+      entryStart[i + 1] = entries;
+      if (entity.rejected) for (const [entry, reason] of entity.rejected) rejected.push([i, entry.position, reason]);
+      i++;
+    }
+    const flat = new Uint32Array(entries);
+    let k = 0;
+    for (const at of positions) for (let j = 0; j < at.length; j++) flat[k++] = at[j]!;
+    return { keys, views: Buffer.concat(views, bytes), viewStart, positions: flat, entryStart, rejected };
   }
 
-  foldImage(): FoldImage {
-    return {
-      position: this.position,
-      goals: imageOf(this.goals),
-      actions: imageOf(this.actions),
-      nodes: imageOf(this.nodes),
-      unroutable: [...this.unroutable].map(([entry, reason]) => [entry.position, reason]),
-      goalRefs: [...this.actionIdsByGoalRef].map(([goalId, ids]) => [goalId, [...ids]]),
-    };
+  unroutableImage(): Array<[number, string]> {
+    return [...this.unroutable].map(([entry, reason]) => [entry.position, reason]);
+  }
+
+  goalRefsImage(): Array<[string, string[]]> {
+    return [...this.goalRefs()].map(([goalId, ids]) => [goalId, [...ids]]);
   }
 
   /**
-   * Restores the fold from an image taken at `image.position`. Every entry up to that position must already be
-   * in `byPosition` (appendEntry); events after it are folded by the caller. Throws on an image that does not
-   * fit the log, so the caller can fall back to a full replay.
+   * Restores the fold from a snapshot at `restored.end`: the log must start with the restored events
+   * (restoreLog); events after them are placed and folded by the caller. Views and entries stay undecoded
+   * until read. `goalRefs` is called the first time the fold needs them. Throws on an image that does not fit.
    */
-  restoreFold(image: FoldImage): void {
-    if (image.position > this.byPosition.length) throw new Error('snapshot is ahead of the log');
-    const entryAt = (position: number) => {
-      const entry = this.byPosition[position - 1];
-      if (!entry || position > image.position) throw new Error(`snapshot names position ${position}`);
-      return entry;
-    };
-    restoreEntities(this.goals, image.goals, entryAt);
-    restoreEntities(this.actions, image.actions, entryAt);
-    restoreEntities(this.nodes, image.nodes, entryAt);
-    for (const [position, reason] of image.unroutable) this.unroutable.set(entryAt(position), reason);
-    for (const [goalId, ids] of image.goalRefs) {
+  restoreFold(fold: RestoredFold): void {
+    const restored = this.restoredLog;
+    if (!restored || this.position < restored.end) throw new Error('the log is not the restored one');
+    const end = restored.end;
+    this.restoreEntities(this.goals, fold.goals, end);
+    this.restoreEntities(this.actions, fold.actions, end);
+    this.restoreEntities(this.nodes, fold.nodes, end);
+    for (const [position, reason] of fold.unroutable) {
+      if (!(position >= 1 && position <= end)) throw new Error(`snapshot names position ${position}`);
+      this.unroutable.set(this.entryAt(position), reason);
+    }
+    this.pendingGoalRefs = fold.goalRefs;
+    this.indexes = undefined;
+  }
+
+  private restoreEntities<V>(map: Map<string, FoldEntity<V>>, image: RestoredEntities, end: number): void {
+    const { keys, store, rejected } = image;
+    const bad = store.check(end);
+    if (bad !== undefined || keys.length !== store.count) throw new Error(bad ?? 'snapshot image malformed');
+    const made: FoldEntity<V>[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const entity = new FoldEntity<V>(keys[i]!, this.entryAtPosition, store, i);
+      made[i] = entity;
+      map.set(keys[i]!, entity);
+    }
+    if (map.size !== keys.length) throw new Error('snapshot names an entity twice');
+    for (const [index, position, reason] of rejected) {
+      const entity = made[index];
+      if (!entity || !(position >= 1 && position <= end)) throw new Error('snapshot image malformed');
+      if (!entity.rejected) entity.rejected = new Map();
+      entity.rejected.set(this.entryAt(position), reason);
+    }
+  }
+
+  private setGoalRefs(refs: ReturnType<RestoredFold['goalRefs']>): void {
+    for (const [goalId, ids] of refs) {
       for (const id of ids) if (!this.actions.has(id)) throw new Error(`snapshot names unknown action ${id}`);
       this.actionIdsByGoalRef.set(goalId, new Set(ids));
     }
-    this.indexes = undefined;
+  }
+
+  /** Every action id an event named under each goal (restored from the snapshot the first time it is needed). */
+  private goalRefs(): Map<string, Set<string>> {
+    const pending = this.pendingGoalRefs;
+    if (pending) {
+      this.pendingGoalRefs = undefined;
+      this.setGoalRefs(pending());
+    }
+    return this.actionIdsByGoalRef;
+  }
+
+  private mapOf(kind: EntityKind): Map<string, FoldEntity<unknown>> {
+    const map = kind === 'goal' ? this.goals : kind === 'action' ? this.actions : this.nodes;
+    return map as Map<string, FoldEntity<unknown>>;
   }
 }
+
+/** One kind of entity as a snapshot stores it (see entitiesImage). */
+export interface EntitiesImage {
+  keys: string[];
+  views: Buffer;
+  viewStart: Uint32Array;
+  positions: Uint32Array;
+  entryStart: Uint32Array;
+  rejected: Array<[number, number, string]>;
+}
+
+const EMPTY_BYTES = new Uint8Array(0);
 
 interface Indexes {
   byGoal: Map<string, Set<string>>;
@@ -553,9 +804,10 @@ function emptyIndexes(): Indexes {
 }
 
 /** Where an entity first appears in the local log (its entries are in replay order, not log order). */
-function firstPosition(entity: Entity<unknown>): number {
+function firstPosition(entity: FoldEntity<unknown>): number {
   let first = Number.POSITIVE_INFINITY;
-  for (const entry of entity.entries) if (entry.position < first) first = entry.position;
+  const positions = entity.positions();
+  for (let i = 0; i < positions.length; i++) if (positions[i]! < first) first = positions[i]!;
   return first;
 }
 
@@ -604,32 +856,4 @@ function rejectionsText(rejected: Map<LogEntry, string> | undefined): string {
   if (!rejected) return '\u0001';
   const lines = [...rejected].map(([entry, reason]) => `${entry.origin}\u0000${entry.seq}\u0000${reason}`);
   return `${lines.sort().join('\n')}\u0001`;
-}
-
-function imageOf<V>(map: Map<string, Entity<V>>): EntityImage<V>[] {
-  const out: EntityImage<V>[] = [];
-  for (const entity of map.values()) {
-    const rejected: Array<[number, string]> = [];
-    if (entity.rejected) for (const [entry, reason] of entity.rejected) rejected.push([entry.position, reason]);
-    out.push([entity.key, entity.view, entity.entries.map((e) => e.position), rejected]);
-  }
-  return out;
-}
-
-function restoreEntities<V>(
-  map: Map<string, Entity<V>>,
-  images: EntityImage<V>[],
-  entryAt: (position: number) => LogEntry,
-): void {
-  for (const [key, view, positions, rejected] of images) {
-    // The decoded array of positions becomes the array of entries (no second array per entity).
-    const entries = positions as unknown as LogEntry[];
-    for (let i = 0; i < positions.length; i++) entries[i] = entryAt(positions[i]!);
-    const entity: Entity<V> = { key, entries, view, rejected: undefined };
-    if (rejected.length > 0) {
-      entity.rejected = new Map();
-      for (const [position, reason] of rejected) entity.rejected.set(entryAt(position), reason);
-    }
-    map.set(key, entity);
-  }
 }

@@ -1,4 +1,4 @@
-export type { ActionQuery, FoldImage, GoalQuery, RejectedEvent, SeqConflict } from './core.js';
+export type { ActionQuery, EntryList, GoalQuery, RejectedEvent, SeqConflict } from './core.js';
 export { LedgerCore } from './core.js';
 export {
   checkEnvelope,

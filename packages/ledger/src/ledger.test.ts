@@ -486,21 +486,28 @@ describe('bad databases', () => {
     });
   });
 
-  it('falls back to a full replay when the snapshot is damaged', async () => {
+  it('ignores and drops a snapshot an earlier build kept inside LevelDB', async () => {
     const path = tempDir();
-    const ledger = await start(path, 'node-a', { snapshotEvery: 50 });
+    const ledger = await start(path, 'node-a', { snapshotEvery: 0 });
     await ledger.appendMany(Array.from({ length: 120 }, (_, i) => submit(`g${i}`, `goal ${i}`)));
     const hash = ledger.stateHash();
     await ledger.close();
     open.splice(0);
+    const legacyKeys = [
+      Buffer.from('\x00hermes-ledger/snapshot', 'latin1'),
+      Buffer.from([0x73, 0, 0, 0, 0, 0, 0, 0, 50]),
+    ];
     const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    for await (const key of db.keys({ gte: Buffer.from([0x73]), lt: Buffer.from([0x74]) })) {
-      await db.put(key, Buffer.from('garbage'));
-    }
+    for (const key of legacyKeys) await db.put(key, Buffer.from('garbage'));
     await db.close();
     const again = await start(path);
-    expect(again.openStats.snapshotIgnored).toMatch(/snapshot/);
+    expect(again.openStats).toMatchObject({ snapshotPosition: 0 });
     expect(again.stateHash()).toBe(hash);
+    await again.close();
+    open.splice(0);
+    const after = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    expect(await after.getMany(legacyKeys)).toEqual([undefined, undefined]);
+    await after.close();
   });
 
   it('reports a damaged event under a snapshot by position when it is read, and keeps running', async () => {

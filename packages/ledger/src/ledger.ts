@@ -1,14 +1,15 @@
 import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
 import {
   type ActionQuery,
-  type FoldImage,
   type GoalQuery,
   LedgerCore,
   type RejectedEvent,
+  type RestoredEntities,
   type SeqConflict,
 } from './core.js';
 import { checkEnvelope, checkSemantics, type EventInput } from './events.js';
 import type { Action, Goal, LogEntry, NodeRecord } from './fold.js';
+import { RestoredKind, RestoredLog, u32Array, u32Bytes, viewPackr } from './restored.js';
 import type { SearchHit } from './search.js';
 import {
   type BatchOp,
@@ -16,12 +17,19 @@ import {
   type Db,
   decodeSegment,
   encodeEvent,
+  eventKey,
+  eventPackr,
   GroupCommit,
   LedgerOpenError,
+  ledgerIdOf,
+  legacySnapshotOps,
   openDatabase,
+  positionOfKey,
   readAllSegments,
-  readSnapshot,
-  snapshotOps,
+  readSnapshotFile,
+  readStoredSegments,
+  snapshotFileBytes,
+  writeSnapshotFile,
 } from './storage.js';
 import { type EventPage, eventsMissingFrom, type PageLimits } from './sync.js';
 
@@ -36,6 +44,8 @@ export interface LedgerInit {
   snapshotEvery?: number;
   /** Clock for event timestamps (ms). The fold never reads a clock; only appends do, through this. */
   now?: () => number;
+  /** Told about problems the ledger works around (an unusable snapshot, ...); default: process.emitWarning. */
+  warn?: (message: string) => void;
 }
 
 export type AppendResult =
@@ -72,6 +82,7 @@ export interface OpenStats {
   snapshotPosition: number;
   /** Why a stored snapshot was not used, when it was not. */
   snapshotIgnored?: string;
+  /** Time until the ledger answered (reads); the events under a snapshot may still be read after it. */
   ms: number;
 }
 
@@ -116,6 +127,12 @@ export interface Ledger {
   search(query: string, limit?: number): SearchHit[];
   stateHash(): string;
   counts(): ReturnType<LedgerCore['counts']>;
+  /**
+   * Resolves once every stored event can be read. After an open from a snapshot the events it covers are read
+   * in the background: until then writes wait for them, sync pages and subscriptions stop short of them, and
+   * history() or rejections() that need one throw (saying so).
+   */
+  loaded(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -128,157 +145,286 @@ export async function openLedger(init: LedgerInit): Promise<Ledger> {
   const db = await openDatabase(init.path);
   try {
     await checkFormatMarker(db, init.path);
-    const { core, ...snapshot } = await load(db, init.path);
+    const warn = init.warn ?? ((message: string) => process.emitWarning(message, 'LedgerWarning'));
+    const ledgerId = await ledgerIdOf(db);
+    const legacy = await legacySnapshotOps(db);
+    const { core, loading, structures, ...snapshot } = await load(db, init.path, ledgerId, warn);
     const openStats = { events: core.position, ...snapshot, ms: performance.now() - started };
-    return new LevelLedger(db, core, init, openStats);
+    if (snapshot.snapshotIgnored !== undefined) {
+      warn(`${init.path}: snapshot not used (${snapshot.snapshotIgnored}); the fold was rebuilt from the whole log`);
+    }
+    const stored = { ledgerId, structures, legacy };
+    return new LevelLedger(db, core, init, openStats, stored, loading);
   } catch (err) {
     await db.close().catch(() => {});
     throw err;
   }
 }
 
+interface Loaded {
+  core: LedgerCore;
+  snapshotPosition: number;
+  snapshotIgnored?: string;
+  /** The record definitions of the restored views (a later snapshot copies undecoded views as they are). */
+  structures: unknown[];
+  /** Reading the segments under the snapshot, when the open left that for after it. */
+  loading?: Loader;
+}
+
 /**
- * Loads the log and the fold. With a usable snapshot, the events it covers are placed in their logs without
- * being decoded (the snapshot says where each lies and whose it is) and the fold is restored from it; only the
- * events after it are decoded and folded. Otherwise, or when the snapshot does not fit the log, the whole log
- * is replayed.
+ * Loads the log and the fold. With a usable snapshot, the fold is restored from it without decoding its views,
+ * and the events it covers are not even read: only the segment holding its last event and the ones after it
+ * are, and the events after the snapshot are decoded and folded. The covered segments are then read in the
+ * background (their events are needed only by sync, histories and re-folds); when the events after the
+ * snapshot touch an entity the snapshot holds, they are read before those are folded. Otherwise, or when the
+ * snapshot does not fit the log, the whole log is replayed.
  */
-async function load(db: Db, path: string): Promise<Omit<OpenStats, 'events' | 'ms'> & { core: LedgerCore }> {
-  const [snapshot, segments] = await Promise.all([readSnapshot(db), readAllSegments(db)]);
+async function load(db: Db, path: string, ledgerId: string, warn: (message: string) => void): Promise<Loaded> {
+  const snapshot = await readSnapshotFile(path, ledgerId);
   let snapshotIgnored = snapshot && 'error' in snapshot ? snapshot.error : undefined;
   if (snapshot && 'image' in snapshot) {
     const core = new LedgerCore();
     core.deferIndexes();
-    snapshotIgnored = restoreFromSnapshot(core, snapshot.image, snapshot.meta.position, segments, path);
-    if (snapshotIgnored === undefined) return { core, snapshotPosition: snapshot.meta.position };
+    const restored = await restoreFromSnapshot(db, core, snapshot.image, snapshot.meta.position, path, warn);
+    if (typeof restored !== 'string') {
+      return { core, snapshotPosition: snapshot.meta.position, ...restored };
+    }
+    snapshotIgnored = restored;
   }
   const core = new LedgerCore();
   core.deferIndexes();
-  for (const [first, segment] of segments) restoreSegment(core, first, segment, path);
-  for (const entry of core.byPosition) core.foldEntry(entry);
-  return snapshotIgnored === undefined ? { core, snapshotPosition: 0 } : { core, snapshotPosition: 0, snapshotIgnored };
-}
-
-/** Where the events a snapshot covers lie in the stored log: whose each is and its encoded size. */
-interface LogLayout {
-  /** Origins in order of first appearance. */
-  origins: string[];
-  /** Runs of consecutive positions of one origin: [origin index, count, origin index, count, ...]. */
-  runs: number[];
-  /** Encoded size of the event at each position, u32 little-endian. */
-  sizes: Uint8Array;
+  for (const [first, segment] of await readAllSegments(db)) restoreSegment(core, first, segment, path);
+  core.foldAfter(0);
+  return snapshotIgnored === undefined
+    ? { core, snapshotPosition: 0, structures: [] }
+    : { core, snapshotPosition: 0, structures: [], snapshotIgnored };
 }
 
 /** The snapshot image: the fold, the version vector, the Lamport clock and the log layout, all at one position. */
 interface SnapshotImage {
   layout: typeof SNAPSHOT_LAYOUT;
+  position: number;
   vector: VersionVector;
   clock: number;
-  log: LogLayout;
-  fold: FoldImage;
+  /** Where the covered events lie: origins in order of first appearance, runs of consecutive positions of one
+   * origin ([origin index, count, ...], u32 LE) and the encoded size of each event (u32 LE). */
+  origins: string[];
+  runs: Uint8Array;
+  sizes: Uint8Array;
+  /** Record definitions shared by the packed views. */
+  structures: unknown[];
+  goals: KindImage;
+  actions: KindImage;
+  nodes: KindImage;
+  unroutable: Array<[number, string]>;
+  /** The fold's goal references, packed (decoded when first needed). */
+  goalRefs: Uint8Array;
 }
 
-const SNAPSHOT_LAYOUT = 2;
+/** One kind of entity: keys, views packed one by one, the entries' positions; u32 LE tables. */
+interface KindImage {
+  keys: string[];
+  views: Uint8Array;
+  viewStart: Uint8Array;
+  positions: Uint8Array;
+  entryStart: Uint8Array;
+  rejected: Array<[number, number, string]>;
+}
 
-function snapshotImage(core: LedgerCore): SnapshotImage {
+const SNAPSHOT_LAYOUT = 3;
+
+/** The image at the current position. Views restored and never read since are copied as they are stored, so
+ * the record definitions they use (`restoredStructures`) come first, unchanged. */
+function snapshotImage(core: LedgerCore, restoredStructures: readonly unknown[]): SnapshotImage {
   const origins: string[] = [];
   const index = new Map<string, number>();
   const runs: number[] = [];
-  const sizes = Buffer.allocUnsafe(core.position * 4);
+  const n = core.position;
+  const sizes = new Uint32Array(n);
   let last = -1;
-  for (const entry of core.byPosition) {
-    let i = index.get(entry.origin);
+  for (let p = 1; p <= n; p++) {
+    const origin = core.originAt(p);
+    let i = index.get(origin);
     if (i === undefined) {
       i = origins.length;
-      origins.push(entry.origin);
-      index.set(entry.origin, i);
+      origins.push(origin);
+      index.set(origin, i);
     }
     if (i === last) runs[runs.length - 1]!++;
     else runs.push(i, 1);
     last = i;
-    sizes.writeUInt32LE(entry.size, (entry.position - 1) * 4);
+    sizes[p - 1] = core.sizeAt(p);
   }
-  const log = { origins, runs, sizes };
-  return { layout: SNAPSHOT_LAYOUT, vector: core.versionVector(), clock: core.clock, log, fold: core.foldImage() };
+  const structures: unknown[] = [...restoredStructures];
+  const packr = viewPackr(structures);
+  const pack = (view: unknown) => packr.pack(view);
+  const kind = (k: 'goal' | 'action' | 'node'): KindImage => {
+    const image = core.entitiesImage(k, pack);
+    return {
+      keys: image.keys,
+      views: image.views,
+      viewStart: u32Bytes(image.viewStart),
+      positions: u32Bytes(image.positions),
+      entryStart: u32Bytes(image.entryStart),
+      rejected: image.rejected,
+    };
+  };
+  const goals = kind('goal');
+  const actions = kind('action');
+  const nodes = kind('node');
+  return {
+    layout: SNAPSHOT_LAYOUT,
+    position: n,
+    vector: core.versionVector(),
+    clock: core.clock,
+    origins,
+    runs: u32Bytes(runs),
+    sizes: u32Bytes(sizes),
+    structures: [...structures],
+    goals,
+    actions,
+    nodes,
+    unroutable: core.unroutableImage(),
+    goalRefs: eventPackr.pack(core.goalRefsImage()),
+  };
+}
+
+function restoredKind(image: KindImage | undefined, packr: ReturnType<typeof viewPackr>): RestoredEntities | undefined {
+  if (!image || !Array.isArray(image.keys) || !Array.isArray(image.rejected)) return undefined;
+  if (!(image.views instanceof Uint8Array)) return undefined;
+  const viewStart = u32Array(image.viewStart);
+  const positions = u32Array(image.positions);
+  const entryStart = u32Array(image.entryStart);
+  if (!viewStart || !positions || !entryStart || viewStart.length === 0) return undefined;
+  const views = Buffer.from(image.views.buffer, image.views.byteOffset, image.views.byteLength);
+  const store = new RestoredKind(views, viewStart, positions, entryStart, packr);
+  return { keys: image.keys, store, rejected: image.rejected };
+}
+
+/** Reads the covered segments the open did not, placing their bytes; `done` settles once all are read. */
+interface Loader {
+  done: Promise<void>;
+  stop(): void;
 }
 
 /**
- * Restores `core` from a snapshot at `position` and the stored segments; returns why the snapshot could not be
- * used (then `core` is half-built and must be dropped), or undefined when it was.
+ * Restores `core` from a snapshot at `position`, reading only the stored segment that holds the event at
+ * `position` and those after it. Returns why the snapshot could not be used (then `core` is half-built and must
+ * be dropped), or how the rest of the covered segments will be read.
  */
-function restoreFromSnapshot(
+async function restoreFromSnapshot(
+  db: Db,
   core: LedgerCore,
   raw: unknown,
   position: number,
-  segments: ReadonlyArray<[number, Buffer]>,
   path: string,
-): string | undefined {
+  warn: (message: string) => void,
+): Promise<{ loading?: Loader; structures: unknown[] } | string> {
   const image = raw as Partial<SnapshotImage> | undefined;
-  if (image?.layout !== SNAPSHOT_LAYOUT) return 'snapshot of an older layout';
-  const { vector, fold, log, clock } = image;
-  if (!vector || !fold || !log || typeof clock !== 'number' || fold.position !== position) {
+  if (image?.layout !== SNAPSHOT_LAYOUT) return 'snapshot of another layout';
+  const { vector, clock, origins } = image;
+  if (!vector || typeof clock !== 'number' || image.position !== position || !Array.isArray(origins)) {
     return 'snapshot image malformed';
   }
-  const { origins, runs, sizes } = log;
-  if (!Array.isArray(origins) || !Array.isArray(runs) || !(sizes instanceof Uint8Array)) {
+  const runs = u32Array(image.runs);
+  const sizes = u32Array(image.sizes);
+  if (!runs || !sizes || !Array.isArray(image.structures) || !(image.goalRefs instanceof Uint8Array)) {
     return 'snapshot image malformed';
   }
-  if (sizes.length !== position * 4) return 'snapshot image malformed';
-  const sizeOf = Buffer.from(sizes.buffer, sizes.byteOffset, sizes.byteLength);
-  try {
-    // Place the covered events: walk the runs of origins and the sizes through the segments, checking that
-    // every covered segment is filled exactly and spot-checking one decoded event per segment.
-    let run = 0;
-    let left = 0;
-    let origin = '';
-    let covered = 0;
-    for (const [first, segment] of segments) {
-      if (first > position) {
-        restoreSegment(core, first, segment, path);
-        continue;
+  const restored = RestoredLog.fromLayout(position, origins, runs, sizes);
+  if (typeof restored === 'string') return restored;
+  const packr = viewPackr(image.structures);
+  const goals = restoredKind(image.goals, packr);
+  const actions = restoredKind(image.actions, packr);
+  const nodes = restoredKind(image.nodes, packr);
+  if (!goals || !actions || !nodes || !Array.isArray(image.unroutable)) return 'snapshot image malformed';
+  core.restoreLog(restored);
+  if (!sameVector(core.versionVector(), vector)) return 'snapshot image malformed';
+  // The segment holding the last covered event: it must hold exactly the events the snapshot says, up to it.
+  let straddle: number;
+  if (position > 0) {
+    const [found] = await db.iterator({ gte: eventKey(1), lte: eventKey(position), reverse: true, limit: 1 }).all();
+    if (!found) return 'snapshot does not match the log (its events are not stored)';
+    straddle = positionOfKey(found[0]);
+    const placed = restored.place(straddle, found[1]);
+    if (typeof placed === 'string' || placed.next !== position + 1) return 'snapshot does not match the log';
+    try {
+      const last = eventPackr.unpack(restored.bytesOf(position)) as Partial<LedgerEvent> | undefined;
+      if (last?.origin !== restored.originAt(position) || last.seq !== restored.seqOf[position - 1]) {
+        return 'snapshot does not match the log';
       }
-      if (first !== core.position + 1) return 'snapshot does not match the log';
-      let offset = 0;
-      while (core.position < position && offset < segment.length) {
-        if (left === 0) {
-          origin = origins[runs[run]!]!;
-          left = runs[run + 1]!;
-          run += 2;
-          if (typeof origin !== 'string' || !(left > 0)) return 'snapshot image malformed';
-        }
-        const size = sizeOf.readUInt32LE(core.position * 4);
-        if (size === 0 || offset + size > segment.length) return 'snapshot does not match the log';
-        core.appendStored(origin, size, segment, offset);
-        offset += size;
-        left--;
-      }
-      // Reads the segment's first event: its bytes must decode to the origin and seq the snapshot gives it.
-      void core.byPosition[first - 1]!.event;
-      covered = core.position;
-      if (offset < segment.length) {
-        if (core.position !== position) return 'snapshot does not match the log';
-        restoreSegment(core, position + 1, segment.subarray(offset), path);
-      }
+      if (!(typeof last.lamport === 'number' && last.lamport <= clock)) return 'snapshot does not match the log';
+    } catch (err) {
+      return `snapshot does not match the log: ${(err as Error).message}`;
     }
-    if (covered !== position || left !== 0 || run !== runs.length) return 'snapshot does not match the log';
-    if (!sameVector(vectorAt(core, position), vector)) return 'snapshot does not match the log';
-    const last = core.byPosition[position - 1];
-    if (last && last.event.lamport > clock) return 'snapshot does not match the log';
-    if (clock > core.clock) core.clock = clock;
-    core.restoreFold(fold);
+    if (placed.offset < found[1].length) restoreSegment(core, position + 1, found[1].subarray(placed.offset), path);
+  } else {
+    straddle = 1;
+  }
+  for await (const batch of readStoredSegments(db, 64, position > 0 ? straddle + 1 : 1)) {
+    for (const [first, segment] of batch) restoreSegment(core, first, segment, path);
+  }
+  if (clock > core.clock) core.clock = clock;
+  const goalRefs = image.goalRefs;
+  try {
+    core.restoreFold({
+      goals,
+      actions,
+      nodes,
+      unroutable: image.unroutable,
+      goalRefs: () => eventPackr.unpack(goalRefs) as Array<[string, string[]]>,
+    });
   } catch (err) {
     return `snapshot unusable: ${(err as Error).message}`;
   }
-  for (let i = position; i < core.byPosition.length; i++) core.foldEntry(core.byPosition[i]!);
-  return undefined;
+  const loading = restored.unplaced > 0 ? readCovered(db, restored, straddle, path, warn) : undefined;
+  // Events after the snapshot that add to an entity it holds need that entity's events (to order or re-fold
+  // them): read the covered segments first. Otherwise they fold now and the open needs none of them.
+  if (loading && core.tailTouchesRestored(position)) {
+    await loading.done;
+    // Then a damaged covered segment cannot be worked around: the full replay reports it.
+    if (restored.failure !== undefined) return restored.failure;
+  }
+  core.foldAfter(position);
+  const structures = image.structures;
+  return loading ? { loading, structures } : { structures };
 }
 
-/** The version vector of the first `position` entries. */
-function vectorAt(core: LedgerCore, position: number): VersionVector {
-  const vector = core.versionVector();
-  for (let i = position; i < core.byPosition.length; i++) vector[core.byPosition[i]!.origin]!--;
-  for (const origin of Object.keys(vector)) if (vector[origin] === 0) delete vector[origin];
-  return vector;
+/** Reads the covered segments below `before` in the background and places their bytes. */
+function readCovered(
+  db: Db,
+  restored: RestoredLog,
+  before: number,
+  path: string,
+  warn: (message: string) => void,
+): Loader {
+  let stopped = false;
+  const done = (async () => {
+    let expected = 1;
+    try {
+      for await (const batch of readStoredSegments(db, 16, 1, before)) {
+        if (stopped) return;
+        for (const [first, segment] of batch) {
+          const placed = first === expected ? restored.place(first, segment) : `no stored segment at ${expected}`;
+          if (typeof placed === 'string') throw new Error(placed);
+          expected = placed.next;
+        }
+        // Let the node work between batches: this runs while it serves.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      if (expected !== before) throw new Error(`no stored segment at ${expected}`);
+    } catch (err) {
+      if (stopped) return;
+      restored.failure = `${path}: the log under the snapshot does not fit it (${(err as Error).message}); restore from a replica`;
+      warn(restored.failure);
+    }
+  })();
+  return {
+    done,
+    stop: () => {
+      stopped = true;
+    },
+  };
 }
 
 function restoreSegment(core: LedgerCore, first: number, segment: Buffer, path: string): void {
@@ -350,20 +496,49 @@ class LevelLedger implements Ledger {
   private readonly now: () => number;
   private readonly snapshotEvery: number;
   private durable: number;
-  private lastSnapshot: { position: number; parts: number } | undefined;
+  /** Position of the latest snapshot taken (or opened from); the one being written, in order, after the last. */
+  private snapshotPosition: number;
+  private snapshotting: Promise<void> = Promise.resolve();
+  private readonly warn: (message: string) => void;
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
+  /** Set while the events under the snapshot are being read: writes wait for it. */
+  private loading: Promise<void> | undefined;
+  private readonly ready: Promise<void>;
 
   constructor(
     private readonly db: Db,
     private readonly core: LedgerCore,
     private readonly init: LedgerInit,
     readonly openStats: OpenStats,
+    private readonly stored: { ledgerId: string; structures: readonly unknown[]; legacy: BatchOp[] },
+    private readonly loader: Loader | undefined,
   ) {
     this.now = init.now ?? Date.now;
     this.snapshotEvery = init.snapshotEvery ?? DEFAULT_SNAPSHOT_EVERY;
     this.durable = core.position;
+    this.snapshotPosition = openStats.snapshotPosition;
+    this.warn = init.warn ?? ((message: string) => process.emitWarning(message, 'LedgerWarning'));
     this.committer = new GroupCommit(db, init.sync ?? false, (mark) => this.onWritten(mark));
+    if (loader) {
+      this.loading = loader.done.then(() => {
+        this.loading = undefined;
+        for (const sub of this.subscriptions) this.pump(sub);
+      });
+    }
+    this.ready = this.loading ?? Promise.resolve();
+    // A snapshot kept inside LevelDB by an earlier build is dropped.
+    if (stored.legacy.length > 0) void this.committer.write(stored.legacy);
+    // A log replayed (or read past its snapshot) this far is snapshotted now, not after the next N events.
+    if (this.snapshotEvery > 0 && core.position - this.snapshotPosition >= this.snapshotEvery) {
+      setImmediate(() => {
+        if (!this.unusable()) this.snapshotNow(this.committer.write());
+      });
+    }
+  }
+
+  loaded(): Promise<void> {
+    return this.ready;
   }
 
   get origin(): string {
@@ -371,6 +546,8 @@ class LevelLedger implements Ledger {
   }
 
   append(input: EventInput): Promise<AppendResult> {
+    // Writes may need the events under the snapshot (to order or re-fold an entity): they wait for them, in order.
+    if (this.loading) return this.loading.then(() => this.append(input));
     // Not appendMany([input]): a tick of single appends shares one batch, and each costs little more than its
     // event (one promise per call, chained to the batch's shared one).
     try {
@@ -390,6 +567,7 @@ class LevelLedger implements Ledger {
   }
 
   appendMany(inputs: readonly EventInput[], options?: AppendOptions): Promise<AppendResult[]> {
+    if (this.loading) return this.loading.then(() => this.appendMany(inputs, options));
     try {
       const unusable = this.unusable();
       if (unusable) return Promise.resolve(inputs.map(() => ({ ok: false, error: unusable })));
@@ -437,7 +615,7 @@ class LevelLedger implements Ledger {
         results.push({ ok: false, error: envelope.reason });
         continue;
       }
-      const invalid = checkSemantics(event);
+      const invalid = checkSemantics(event) ?? core.unfoldable(event);
       if (invalid !== undefined) {
         results.push({ ok: false, error: invalid });
         continue;
@@ -463,9 +641,8 @@ class LevelLedger implements Ledger {
           ? { ok: true, event, position: entry.position }
           : { ok: true, event, position: entry.position, rejected };
     }
-    // A snapshot due now covers this batch: it goes behind it, in the next one.
-    const snapshot = this.maybeSnapshot();
-    if (snapshot) void committer.write(snapshot);
+    // A snapshot due now covers this batch: it is written once the batch is.
+    this.maybeSnapshot(written);
     return written.then((error) =>
       error === undefined
         ? (results as AppendResult[])
@@ -479,7 +656,7 @@ class LevelLedger implements Ledger {
     const event = normalizeEvent(input, origin, core.seqOf(origin) + 1, core.clock + 1, this.now());
     const envelope = checkEnvelope(event);
     if (!envelope.ok) return { ok: false, error: envelope.reason };
-    const invalid = checkSemantics(event);
+    const invalid = checkSemantics(event) ?? core.unfoldable(event);
     if (invalid !== undefined) return { ok: false, error: invalid };
     let entry: LogEntry;
     if (core.hasHeld(origin)) {
@@ -502,6 +679,7 @@ class LevelLedger implements Ledger {
   }
 
   async ingest(events: readonly unknown[]): Promise<IngestReport> {
+    if (this.loading) await this.loading;
     const report: IngestReport = { accepted: 0, duplicates: 0, held: 0, invalid: [], conflicts: [] };
     const unusable = this.unusable();
     if (unusable) {
@@ -523,6 +701,11 @@ class LevelLedger implements Ledger {
     const { origin, seq, lamport, ts } = checked.value;
     const event = normalizeEvent(checked.value, origin, seq, lamport, ts);
     const core = this.core;
+    const unfoldable = core.unfoldable(event);
+    if (unfoldable !== undefined) {
+      report.invalid.push({ reason: unfoldable });
+      return;
+    }
     if (seq === core.seqOf(origin) + 1 && !core.hasHeld(origin)) {
       const size = this.committer.stage(core.position + 1, event);
       core.acceptNext(event, size, false);
@@ -553,7 +736,9 @@ class LevelLedger implements Ledger {
    * caller: it resolves once all is written, to undefined, or to the error that stopped the write.
    */
   private write(): Promise<Error | undefined> {
-    return this.committer.write(this.maybeSnapshot());
+    const written = this.committer.write();
+    this.maybeSnapshot(written);
+    return written;
   }
 
   private unusable(): string | undefined {
@@ -562,16 +747,32 @@ class LevelLedger implements Ledger {
   }
 
   /** The operations of a snapshot when one is due, queued behind the events it covers (never ahead on disk). */
-  private maybeSnapshot(): BatchOp[] | undefined {
-    if (this.snapshotEvery <= 0) return undefined;
+  private maybeSnapshot(written: Promise<Error | undefined>): void {
+    if (this.snapshotEvery <= 0) return;
+    if (this.core.position - this.snapshotPosition < this.snapshotEvery) return;
+    this.snapshotNow(written);
+  }
+
+  /**
+   * Takes a snapshot at the current position: the image now, the file once `written` (the batch holding the
+   * last event it covers) is on disk, so a snapshot never covers an event the log lacks. One file write at a
+   * time, in order; a failed one is reported and leaves the previous snapshot in place.
+   */
+  private snapshotNow(written: Promise<Error | undefined>): void {
     const position = this.core.position;
-    if (position - (this.lastSnapshot?.position ?? this.openStats.snapshotPosition) < this.snapshotEvery) {
-      return undefined;
-    }
-    const snapshot = snapshotOps(snapshotImage(this.core), position, this.lastSnapshot);
-    const parts = snapshot.filter((op) => op.type === 'put').length - 1;
-    this.lastSnapshot = { position, parts };
-    return snapshot;
+    if (position === this.snapshotPosition) return;
+    const chunks = snapshotFileBytes(snapshotImage(this.core, this.stored.structures), position, this.stored.ledgerId);
+    this.snapshotPosition = position;
+    const previous = this.snapshotting;
+    this.snapshotting = (async () => {
+      await previous;
+      if ((await written) !== undefined) return;
+      try {
+        await writeSnapshotFile(this.init.path, chunks);
+      } catch (err) {
+        this.warn(`${this.init.path}: snapshot at position ${position} not written: ${(err as Error).message}`);
+      }
+    })();
   }
 
   private onWritten(mark: number): void {
@@ -631,6 +832,8 @@ class LevelLedger implements Ledger {
   eventsSince(have: VersionVector, limit: number, maxBytes?: number): EventPage {
     const limits: PageLimits = { limit, maxPosition: this.durable };
     if (maxBytes !== undefined) limits.maxBytes = maxBytes;
+    // Until the events under the snapshot are read, a page stops short of them (the requester asks again).
+    if (this.loading) limits.readable = (position) => this.core.readable(position);
     return eventsMissingFrom(this.core.logs, have, limits);
   }
 
@@ -647,9 +850,19 @@ class LevelLedger implements Ledger {
   /** Delivers a subscriber's backlog in chunks, yielding between them so a long backlog never stalls the node. */
   private pump(sub: Subscription): void {
     if (!sub.active || sub.pumping || sub.cursor >= this.durable) return;
+    // A backlog under the snapshot waits until its events are read (the loader pumps again then).
+    if (this.loading && !this.core.readable(sub.cursor + 1)) return;
     sub.pumping = true;
-    const end = Math.min(this.durable, sub.cursor + DELIVERY_CHUNK);
-    const entries = this.core.byPosition.slice(sub.cursor, end).map(toLedgerEntry);
+    let end = Math.min(this.durable, sub.cursor + DELIVERY_CHUNK);
+    if (this.loading) {
+      for (let p = sub.cursor + 1; p <= end; p++) {
+        if (!this.core.readable(p)) {
+          end = p - 1;
+          break;
+        }
+      }
+    }
+    const entries = this.core.entriesBetween(sub.cursor, end).map(toLedgerEntry);
     sub.cursor = end;
     try {
       sub.listener(entries);
@@ -662,10 +875,19 @@ class LevelLedger implements Ledger {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // A clean close leaves a snapshot at the end of the log when enough came after the last one: the next open
+    // then has (nearly) nothing to fold and reads none of the covered events before it answers.
+    const since = this.core.position - this.snapshotPosition;
+    if (this.snapshotEvery > 0 && since > 0 && since >= Math.ceil(this.snapshotEvery / 100) && !this.unusable()) {
+      this.snapshotNow(this.committer.write());
+    }
     this.closed = true;
     for (const sub of this.subscriptions) sub.active = false;
     this.subscriptions.clear();
+    this.loader?.stop();
+    await this.loader?.done;
     await this.committer.drain();
+    await this.snapshotting;
     await this.db.close();
   }
 }

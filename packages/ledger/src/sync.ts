@@ -1,5 +1,5 @@
 import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
-import type { LogEntry } from './fold.js';
+import type { EntryList } from './core.js';
 
 export interface EventPage {
   events: LedgerEvent[];
@@ -14,6 +14,8 @@ export interface PageLimits {
   maxBytes?: number;
   /** Only entries at or below this local position (those already durable) are served. */
   maxPosition?: number;
+  /** Says whether the entry at a position can be read now; the page ends before the first that cannot. */
+  readable?: (position: number) => boolean;
 }
 
 /**
@@ -21,19 +23,19 @@ export interface PageLimits {
  * order from just after what the requester has, so a page never opens a gap in the requester's logs.
  */
 export function eventsMissingFrom(
-  logs: ReadonlyMap<string, readonly LogEntry[]>,
+  logs: ReadonlyMap<string, EntryList>,
   have: VersionVector,
-  { limit, maxBytes = Number.POSITIVE_INFINITY, maxPosition = Number.POSITIVE_INFINITY }: PageLimits,
+  { limit, maxBytes = Number.POSITIVE_INFINITY, maxPosition = Number.POSITIVE_INFINITY, readable }: PageLimits,
 ): EventPage {
   const events: LedgerEvent[] = [];
   let bytes = 0;
   for (const origin of [...logs.keys()].sort()) {
     const log = logs.get(origin)!;
     for (let i = Math.max(0, have[origin] ?? 0); i < log.length; i++) {
-      const entry = log[i]!;
+      const entry = log.at(i)!;
       if (entry.position > maxPosition) break;
       const full = events.length >= limit || (events.length > 0 && bytes + entry.size > maxBytes);
-      if (full) return { events, more: true };
+      if (full || (readable !== undefined && !readable(entry.position))) return { events, more: true };
       events.push(entry.event);
       bytes += entry.size;
     }
@@ -42,7 +44,7 @@ export function eventsMissingFrom(
 }
 
 /** How many events `have` lacks against `logs` (for progress and tests). */
-export function missingCount(logs: ReadonlyMap<string, readonly LogEntry[]>, have: VersionVector): number {
+export function missingCount(logs: ReadonlyMap<string, EntryList>, have: VersionVector): number {
   let n = 0;
   for (const [origin, log] of logs) n += Math.max(0, log.length - (have[origin] ?? 0));
   return n;
