@@ -1083,7 +1083,9 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const results = await written;
       const failed = results.find((r) => !r.ok || r.rejected);
       if (failed) throw new Error(`goal not recorded: ${failed.ok ? failed.rejected : failed.error}`);
-      if (init.recipesDir) prompts.set(goalId, { promptId, request });
+      // Only llm actions are ever replayed: a goal without one has no recipe worth writing (three files and a
+      // replicated event per goal, for nothing).
+      if (init.recipesDir && request.actions.some((a) => a.kind === 'llm')) prompts.set(goalId, { promptId, request });
       return { goalId, mode: recorded ? 'reuse' : 'create' };
     },
     async cancel(goalId, reason) {
