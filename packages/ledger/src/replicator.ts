@@ -89,6 +89,8 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     if (stopped || request.kind !== 'sync-req') return undefined;
     const body = request.body as { have: Record<string, number>; limit: number };
     stats.servedPages++;
+    // After an open from a snapshot, the events under it are readable once loaded: serve whole pages.
+    await ledger.loaded();
     const page = ledger.eventsSince(body.have, Math.min(body.limit, options.pageLimit), options.pageBytes);
     return { kind: 'sync-res', body: page };
   });
