@@ -77,8 +77,87 @@ export interface RestoredFold {
   actions: RestoredEntities;
   nodes: RestoredEntities;
   unroutable: ReadonlyArray<readonly [number, string]>;
-  /** Decoded the first time the fold needs them. */
-  goalRefs: () => ReadonlyArray<readonly [string, readonly string[]]>;
+  /** The goal references: goal ids, and for each the actions named under it (indices into `actions.keys`). */
+  goalRefs: GoalRefsImage;
+}
+
+/** Goal references as a snapshot stores them: goal i names actions[start[i] .. start[i + 1]) (action indices). */
+export interface GoalRefsImage {
+  goals: readonly string[];
+  start: Uint32Array;
+  actions: Uint32Array;
+}
+
+/**
+ * Every action id an event has named under each goal, created or not. Those restored from a snapshot stay
+ * packed (action indices) until a goal's are needed: a write after the open decodes only the goals it touches.
+ */
+class GoalRefs {
+  private readonly live = new Map<string, Set<string>>();
+  private restored:
+    | { image: GoalRefsImage; actionKeys: readonly string[]; index?: Map<string, number>; taken: Uint8Array }
+    | undefined;
+
+  restore(image: GoalRefsImage, actionKeys: readonly string[]): void {
+    const { goals, start, actions } = image;
+    if (start.length !== goals.length + 1 || start[0] !== 0 || start[goals.length] !== actions.length) {
+      throw new Error('snapshot image malformed');
+    }
+    for (let i = 0; i < goals.length; i++) if (start[i + 1]! < start[i]!) throw new Error('snapshot image malformed');
+    for (let k = 0; k < actions.length; k++) {
+      if (actions[k]! >= actionKeys.length) throw new Error('snapshot names an unknown action');
+    }
+    this.restored = { image, actionKeys, taken: new Uint8Array(goals.length) };
+  }
+
+  get(goalId: string): Set<string> | undefined {
+    const set = this.live.get(goalId);
+    if (set !== undefined || this.restored === undefined) return set;
+    const restored = this.restored;
+    restored.index ??= new Map(restored.image.goals.map((goal, i) => [goal, i]));
+    const i = restored.index.get(goalId);
+    if (i === undefined || restored.taken[i] === 1) return undefined;
+    const { start, actions } = restored.image;
+    const made = new Set<string>();
+    for (let k = start[i]!; k < start[i + 1]!; k++) made.add(restored.actionKeys[actions[k]!]!);
+    restored.taken[i] = 1;
+    this.live.set(goalId, made);
+    return made;
+  }
+
+  add(goalId: string, actionId: string): void {
+    let set = this.get(goalId);
+    if (!set) {
+      set = new Set();
+      this.live.set(goalId, set);
+    }
+    set.add(actionId);
+  }
+
+  /** The image, actions as indices into `actionKeys` (the new image's; restored actions keep their index). */
+  image(actionKeys: readonly string[]): GoalRefsImage {
+    const goals: string[] = [];
+    const start: number[] = [0];
+    const actions: number[] = [];
+    const restored = this.restored;
+    if (restored) {
+      const { image, taken } = restored;
+      for (let i = 0; i < image.goals.length; i++) {
+        if (taken[i] === 1) continue;
+        goals.push(image.goals[i]!);
+        for (let k = image.start[i]!; k < image.start[i + 1]!; k++) actions.push(image.actions[k]!);
+        start.push(actions.length);
+      }
+    }
+    let index: Map<string, number> | undefined;
+    for (const [goalId, ids] of this.live) {
+      index ??= new Map(actionKeys.map((key, i) => [key, i]));
+      goals.push(goalId);
+      for (const id of ids) actions.push(index.get(id)!);
+      start.push(actions.length);
+    }
+    return { goals, start: Uint32Array.from(start), actions: Uint32Array.from(actions) };
+  }
 }
 
 /** An ordered list of one origin's entries (a plain array or an OriginLog). */
@@ -154,9 +233,7 @@ export class LedgerCore {
   private readonly nodes = new Map<string, FoldEntity<NodeRecord>>();
   private readonly unroutable = new Map<LogEntry, string>();
   /** Every action id an event has named under a goal, created or not: re-folded when the goal changes. */
-  private readonly actionIdsByGoalRef = new Map<string, Set<string>>();
-  /** Reads the snapshot's goal references, until they are first needed. */
-  private pendingGoalRefs: RestoredFold['goalRefs'] | undefined;
+  private readonly goalRefs = new GoalRefs();
   /**
    * Query indexes derived from the views alone (actions by goal, node, state; full-text search). After an open
    * they are built on the first query that needs them, then kept up to date by the fold; undefined until then.
@@ -240,7 +317,7 @@ export class LedgerCore {
       switch (scopeOf(event.type as EventType)) {
         case 'goal':
           // A goal new to the fold can still re-fold actions the snapshot holds (their coordinator is set).
-          if (this.goals.has(event.goalId!) || this.goalRefs().has(event.goalId!)) return true;
+          if (this.goals.has(event.goalId!) || this.goalRefs.get(event.goalId!) !== undefined) return true;
           break;
         case 'action':
           if (this.actions.has(event.actionId!)) return true;
@@ -264,7 +341,7 @@ export class LedgerCore {
     switch (scopeOf(event.type as EventType)) {
       case 'goal':
         touched.push(this.goals.get(event.goalId!) as FoldEntity<unknown> | undefined);
-        for (const id of this.goalRefs().get(event.goalId!) ?? []) touched.push(this.actions.get(id));
+        for (const id of this.goalRefs.get(event.goalId!) ?? []) touched.push(this.actions.get(id));
         break;
       case 'action':
         touched.push(this.actions.get(event.actionId!));
@@ -464,7 +541,7 @@ export class LedgerCore {
   }
 
   private refoldActionsOf(goalId: string): void {
-    for (const actionId of this.goalRefs().get(goalId) ?? []) {
+    for (const actionId of this.goalRefs.get(goalId) ?? []) {
       const entity = this.actions.get(actionId)!;
       const before = this.indexes && entity.view && indexedFields(entity.view);
       refold(entity, applyActionEvent, this.context);
@@ -477,7 +554,7 @@ export class LedgerCore {
     const known = this.actions.get(actionId);
     // Nearly every event of an action names the goal its first one did; only a new pairing needs the index.
     if (known?.view?.goalId !== goalId && known?.entries[0]?.event.goalId !== goalId) {
-      addToSet(this.goalRefs(), goalId, actionId);
+      this.goalRefs.add(goalId, actionId);
     }
     const existing = known?.view;
     const before = this.indexes && existing && indexedFields(existing);
@@ -613,7 +690,7 @@ export class LedgerCore {
     if (filter.goalId !== undefined) {
       const goal = this.goals.get(filter.goalId);
       if (goal) collect(goal.rejected);
-      for (const id of this.goalRefs().get(filter.goalId) ?? []) collect(this.actions.get(id)!.rejected);
+      for (const id of this.goalRefs.get(filter.goalId) ?? []) collect(this.actions.get(id)!.rejected);
       return out;
     }
     for (const map of [this.goals, this.actions, this.nodes] as Map<string, Entity<unknown>>[]) {
@@ -714,14 +791,15 @@ export class LedgerCore {
     return [...this.unroutable].map(([entry, reason]) => [entry.position, reason]);
   }
 
-  goalRefsImage(): Array<[string, string[]]> {
-    return [...this.goalRefs()].map(([goalId, ids]) => [goalId, [...ids]]);
+  /** The goal references, actions as indices into the actions image's keys. */
+  goalRefsImage(actionKeys: readonly string[]): GoalRefsImage {
+    return this.goalRefs.image(actionKeys);
   }
 
   /**
    * Restores the fold from a snapshot at `restored.end`: the log must start with the restored events
    * (restoreLog); events after them are placed and folded by the caller. Views and entries stay undecoded
-   * until read. `goalRefs` is called the first time the fold needs them. Throws on an image that does not fit.
+   * until read, and so do goal references. Throws on an image that does not fit.
    */
   restoreFold(fold: RestoredFold): void {
     const restored = this.restoredLog;
@@ -734,7 +812,7 @@ export class LedgerCore {
       if (!(position >= 1 && position <= end)) throw new Error(`snapshot names position ${position}`);
       this.unroutable.set(this.entryAt(position), reason);
     }
-    this.pendingGoalRefs = fold.goalRefs;
+    this.goalRefs.restore(fold.goalRefs, fold.actions.keys);
     this.indexes = undefined;
   }
 
@@ -755,23 +833,6 @@ export class LedgerCore {
       if (!entity.rejected) entity.rejected = new Map();
       entity.rejected.set(this.entryAt(position), reason);
     }
-  }
-
-  private setGoalRefs(refs: ReturnType<RestoredFold['goalRefs']>): void {
-    for (const [goalId, ids] of refs) {
-      for (const id of ids) if (!this.actions.has(id)) throw new Error(`snapshot names unknown action ${id}`);
-      this.actionIdsByGoalRef.set(goalId, new Set(ids));
-    }
-  }
-
-  /** Every action id an event named under each goal (restored from the snapshot the first time it is needed). */
-  private goalRefs(): Map<string, Set<string>> {
-    const pending = this.pendingGoalRefs;
-    if (pending) {
-      this.pendingGoalRefs = undefined;
-      this.setGoalRefs(pending());
-    }
-    return this.actionIdsByGoalRef;
   }
 
   private mapOf(kind: EntityKind): Map<string, FoldEntity<unknown>> {

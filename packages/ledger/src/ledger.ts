@@ -2,6 +2,7 @@ import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
 import {
   type ActionQuery,
   type GoalQuery,
+  type GoalRefsImage,
   LedgerCore,
   type RejectedEvent,
   type RestoredEntities,
@@ -217,8 +218,9 @@ interface SnapshotImage {
   actions: KindImage;
   nodes: KindImage;
   unroutable: Array<[number, string]>;
-  /** The fold's goal references, packed (decoded when first needed). */
-  goalRefs: Uint8Array;
+  /** The fold's goal references: goal i names the actions actions[start[i]..start[i + 1]) (indices into
+   * actions.keys; u32 LE). */
+  goalRefs: { goals: string[]; start: Uint8Array; actions: Uint8Array };
 }
 
 /** One kind of entity: keys, views packed one by one, the entries' positions; u32 LE tables. */
@@ -236,24 +238,38 @@ const SNAPSHOT_LAYOUT = 3;
 /** The image at the current position. Views restored and never read since are copied as they are stored, so
  * the record definitions they use (`restoredStructures`) come first, unchanged. */
 function snapshotImage(core: LedgerCore, restoredStructures: readonly unknown[]): SnapshotImage {
-  const origins: string[] = [];
-  const index = new Map<string, number>();
-  const runs: number[] = [];
   const n = core.position;
   const sizes = new Uint32Array(n);
+  const runs: number[] = [];
+  // The restored events' layout comes straight from their tables (same origin indices).
+  const restored = core.restored;
+  const origins: string[] = restored ? [...restored.origins] : [];
+  const index = new Map<string, number>(origins.map((origin, i) => [origin, i]));
   let last = -1;
-  for (let p = 1; p <= n; p++) {
-    const origin = core.originAt(p);
-    let i = index.get(origin);
+  let from = 1;
+  if (restored) {
+    sizes.set(restored.sizeOf);
+    const originOf = restored.originOf;
+    for (let i = 0; i < restored.end; i++) {
+      const origin = originOf[i]!;
+      if (origin === last) runs[runs.length - 1]!++;
+      else runs.push(origin, 1);
+      last = origin;
+    }
+    from = restored.end + 1;
+  }
+  for (let p = from; p <= n; p++) {
+    const entry = core.entryAt(p);
+    let i = index.get(entry.origin);
     if (i === undefined) {
       i = origins.length;
-      origins.push(origin);
-      index.set(origin, i);
+      origins.push(entry.origin);
+      index.set(entry.origin, i);
     }
     if (i === last) runs[runs.length - 1]!++;
     else runs.push(i, 1);
     last = i;
-    sizes[p - 1] = core.sizeAt(p);
+    sizes[p - 1] = entry.size;
   }
   const structures: unknown[] = [...restoredStructures];
   const packr = viewPackr(structures);
@@ -285,8 +301,19 @@ function snapshotImage(core: LedgerCore, restoredStructures: readonly unknown[])
     actions,
     nodes,
     unroutable: core.unroutableImage(),
-    goalRefs: eventPackr.pack(core.goalRefsImage()),
+    goalRefs: goalRefsBytes(core.goalRefsImage(actions.keys)),
   };
+}
+
+function goalRefsBytes(refs: GoalRefsImage): SnapshotImage['goalRefs'] {
+  return { goals: [...refs.goals], start: u32Bytes(refs.start), actions: u32Bytes(refs.actions) };
+}
+
+function restoredGoalRefs(image: SnapshotImage['goalRefs'] | undefined): GoalRefsImage | undefined {
+  if (!image || !Array.isArray(image.goals) || !image.goals.every((g) => typeof g === 'string')) return undefined;
+  const start = u32Array(image.start);
+  const actions = u32Array(image.actions);
+  return start && actions ? { goals: image.goals, start, actions } : undefined;
 }
 
 function restoredKind(image: KindImage | undefined, packr: ReturnType<typeof viewPackr>): RestoredEntities | undefined {
@@ -328,7 +355,8 @@ async function restoreFromSnapshot(
   }
   const runs = u32Array(image.runs);
   const sizes = u32Array(image.sizes);
-  if (!runs || !sizes || !Array.isArray(image.structures) || !(image.goalRefs instanceof Uint8Array)) {
+  const goalRefs = restoredGoalRefs(image.goalRefs);
+  if (!runs || !sizes || !Array.isArray(image.structures) || !goalRefs) {
     return 'snapshot image malformed';
   }
   const restored = RestoredLog.fromLayout(position, origins, runs, sizes);
@@ -365,14 +393,13 @@ async function restoreFromSnapshot(
     for (const [first, segment] of batch) restoreSegment(core, first, segment, path);
   }
   if (clock > core.clock) core.clock = clock;
-  const goalRefs = image.goalRefs;
   try {
     core.restoreFold({
       goals,
       actions,
       nodes,
       unroutable: image.unroutable,
-      goalRefs: () => eventPackr.unpack(goalRefs) as Array<[string, string[]]>,
+      goalRefs,
     });
   } catch (err) {
     return `snapshot unusable: ${(err as Error).message}`;

@@ -272,10 +272,12 @@ export class FoldEntity<V> implements Entity<V> {
   }
 }
 
-/** Little-endian u32 bytes in and out of snapshots (copied: a decoded binary need not be aligned). */
-export function u32Bytes(values: ArrayLike<number>): Buffer {
-  const out = Buffer.allocUnsafe(values.length * 4);
-  for (let i = 0; i < values.length; i++) out.writeUInt32LE(values[i]!, i * 4);
+/** Little-endian u32 bytes in and out of snapshots (decoded ones are copied: a binary need not be aligned). */
+export function u32Bytes(values: Uint32Array | readonly number[]): Buffer {
+  const array = values instanceof Uint32Array ? values : Uint32Array.from(values);
+  if (LITTLE_ENDIAN) return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+  const out = Buffer.allocUnsafe(array.length * 4);
+  for (let i = 0; i < array.length; i++) out.writeUInt32LE(array[i]!, i * 4);
   return out;
 }
 

@@ -166,6 +166,48 @@ describe('open from a snapshot', () => {
     expect(again.history('t-g5-a1')).toEqual(history);
   });
 
+  it('keeps the fold through snapshots of a ledger opened from a snapshot, as a full replay folds it', async () => {
+    const path = tempDir();
+    const { ledger } = await start(path, 100);
+    await fill(ledger, work('p', 20));
+    // Actions named under a goal not submitted yet (their coordinator is unknown until it is).
+    const early = (n: number): LedgerEvent => ({
+      origin: 'node-c',
+      seq: n,
+      lamport: 10_000 + n,
+      ts: 7,
+      type: 'action.created',
+      goalId: 'late-goal',
+      actionId: `late-a${n}`,
+      data: { flowId: 'main', kind: 'builtin', description: `early ${n}`, dependsOn: [] },
+    });
+    await ledger.ingest([early(1), early(2)]);
+    await close(ledger);
+    for (let round = 0; round < 2; round++) {
+      const { ledger: again } = await start(path, 100);
+      expect(again.openStats.snapshotPosition).toBe(again.openStats.events);
+      if (round === 0) {
+        await again.append({
+          type: 'goal.submitted',
+          goalId: 'late-goal',
+          data: { text: 'late', coordinator: 'node-c' },
+        });
+        await fill(again, work('q', 10));
+        await again.ingest([lateEvent('p-g2-a0', 'p-g2')]);
+      }
+      const hash = again.stateHash();
+      const actions = again.actions({ goalId: 'late-goal' });
+      await close(again);
+      const copy = tempDir();
+      cpSync(path, copy, { recursive: true });
+      rmSync(join(copy, SNAPSHOT_FILE));
+      const { ledger: replayed } = await start(copy, 0);
+      expect(replayed.stateHash()).toBe(hash);
+      expect(replayed.actions({ goalId: 'late-goal' })).toEqual(actions);
+      expect(actions.map((a) => a.id).sort()).toEqual(['late-a1', 'late-a2']);
+    }
+  });
+
   it('delivers every entry once, in order, to a subscriber from position 0 right after the open', async () => {
     const path = tempDir();
     const { ledger } = await start(path, 1000);
