@@ -28,7 +28,8 @@ async function converged(nodes: DaemonProcess[], events: number) {
 }
 
 describe('the ledger inside hermesd', () => {
-  it('replicates across processes, and a node that was offline catches up on return', async () => {
+  // Six daemon starts and stops: on a loaded 2-core box that alone can take most of the default 30 s.
+  it('replicates across processes, and a node that was offline catches up on return', { timeout: 90_000 }, async () => {
     const meshKey = join(tempDir(), 'mesh.key');
     const a = await launch({ name: 'a', meshKey });
     const b = await launch({ name: 'b', meshKey, bootstrap: [a.addrs[0]!] });
