@@ -16,7 +16,7 @@ import {
   type NodeRecord,
   refold,
 } from './fold.js';
-import { FoldEntity, type RestoredKind, type RestoredLog } from './restored.js';
+import { EntityMap, FoldEntity, type RestoredKind, type RestoredLog } from './restored.js';
 import { type SearchHit, SearchIndex } from './search.js';
 
 /** An event the fold kept but did not apply, and why. Part of the replicated state: every replica agrees. */
@@ -228,12 +228,14 @@ export class LedgerCore {
   private heldCount = 0;
   /** Highest Lamport clock seen: the next local event ticks past it. */
   clock = 0;
-  private readonly goals = new Map<string, FoldEntity<Goal>>();
-  private readonly actions = new Map<string, FoldEntity<Action>>();
-  private readonly nodes = new Map<string, FoldEntity<NodeRecord>>();
+  private readonly goals = new EntityMap<Goal>();
+  private readonly actions = new EntityMap<Action>();
+  private readonly nodes = new EntityMap<NodeRecord>();
   private readonly unroutable = new Map<LogEntry, string>();
   /** Every action id an event has named under a goal, created or not: re-folded when the goal changes. */
   private readonly goalRefs = new GoalRefs();
+  /** Where each kind's restored entities are stored (snapshot images copy those never asked for). */
+  private readonly restoredStores = new Map<EntityKind, RestoredKind>();
   /**
    * Query indexes derived from the views alone (actions by goal, node, state; full-text search). After an open
    * they are built on the first query that needs them, then kept up to date by the fold; undefined until then.
@@ -516,7 +518,7 @@ export class LedgerCore {
     }
   }
 
-  private addTo<V>(map: Map<string, FoldEntity<V>>, key: string, entry: LogEntry, apply: Apply<V>): Entity<V> {
+  private addTo<V>(map: EntityMap<V>, key: string, entry: LogEntry, apply: Apply<V>): Entity<V> {
     let entity = map.get(key);
     if (!entity) {
       entity = new FoldEntity<V>(key);
@@ -693,7 +695,7 @@ export class LedgerCore {
       for (const id of this.goalRefs.get(filter.goalId) ?? []) collect(this.actions.get(id)!.rejected);
       return out;
     }
-    for (const map of [this.goals, this.actions, this.nodes] as Map<string, Entity<unknown>>[]) {
+    for (const map of [this.goals, this.actions, this.nodes] as EntityMap<unknown>[]) {
       for (const entity of map.values()) collect(entity.rejected);
     }
     collect(this.unroutable);
@@ -721,10 +723,10 @@ export class LedgerCore {
    */
   stateHash(): string {
     const hash = createHash('sha256');
-    const kinds: Array<[string, Map<string, Entity<unknown>>]> = [
-      ['goal', this.goals as Map<string, Entity<unknown>>],
-      ['action', this.actions as Map<string, Entity<unknown>>],
-      ['node', this.nodes as Map<string, Entity<unknown>>],
+    const kinds: Array<[string, EntityMap<unknown>]> = [
+      ['goal', this.goals as EntityMap<unknown>],
+      ['action', this.actions as EntityMap<unknown>],
+      ['node', this.nodes as EntityMap<unknown>],
     ];
     for (const [kind, map] of kinds) {
       for (const key of [...map.keys()].sort()) {
@@ -757,7 +759,7 @@ export class LedgerCore {
    * order, and the rejections. `pack` packs one view.
    */
   entitiesImage(kind: EntityKind, pack: (view: unknown) => Uint8Array): EntitiesImage {
-    const map = this.mapOf(kind) as Map<string, FoldEntity<unknown>>;
+    const map = this.mapOf(kind);
     const keys: string[] = [];
     const views: Uint8Array[] = [];
     const viewStart = new Uint32Array(map.size + 1);
@@ -767,23 +769,38 @@ export class LedgerCore {
     let bytes = 0;
     let entries = 0;
     let i = 0;
-    for (const entity of map.values()) {
-      keys.push(entity.key);
-      const stored = entity.restoredView();
-      const view = stored ?? (entity.view === undefined ? EMPTY_BYTES : pack(entity.view));
+    const add = (key: string, view: Uint8Array, at: ArrayLike<number>) => {
+      keys.push(key);
       views.push(view);
       bytes += view.length;
       viewStart[i + 1] = bytes;
-      const at = entity.positions();
       positions.push(at);
       entries += at.length;
       entryStart[i + 1] = entries;
-      if (entity.rejected) for (const [entry, reason] of entity.rejected) rejected.push([i, entry.position, reason]);
       i++;
+    };
+    const addEntity = (entity: FoldEntity<unknown>) => {
+      if (entity.rejected) for (const [entry, reason] of entity.rejected) rejected.push([i, entry.position, reason]);
+      const stored = entity.restoredView();
+      add(entity.key, stored ?? (entity.view === undefined ? EMPTY_BYTES : pack(entity.view)), entity.positions());
+    };
+    // Restored entities never asked for are copied as stored, without making them.
+    const store = this.restoredStores.get(kind);
+    for (let r = 0; r < map.restoredCount; r++) {
+      if (map.isMade(r) || store === undefined) addEntity(map.restoredAt(r));
+      else add(map.restoredKey(r), store.viewBytes(r), store.positionsOf(r));
     }
+    for (const entity of map.liveValues()) addEntity(entity);
     const flat = new Uint32Array(entries);
     let k = 0;
-    for (const at of positions) for (let j = 0; j < at.length; j++) flat[k++] = at[j]!;
+    for (const at of positions) {
+      if (at instanceof Uint32Array) {
+        flat.set(at, k);
+        k += at.length;
+      } else {
+        for (let j = 0; j < at.length; j++) flat[k++] = at[j]!;
+      }
+    }
     return { keys, views: Buffer.concat(views, bytes), viewStart, positions: flat, entryStart, rejected };
   }
 
@@ -808,6 +825,9 @@ export class LedgerCore {
     this.restoreEntities(this.goals, fold.goals, end);
     this.restoreEntities(this.actions, fold.actions, end);
     this.restoreEntities(this.nodes, fold.nodes, end);
+    this.restoredStores.set('goal', fold.goals.store);
+    this.restoredStores.set('action', fold.actions.store);
+    this.restoredStores.set('node', fold.nodes.store);
     for (const [position, reason] of fold.unroutable) {
       if (!(position >= 1 && position <= end)) throw new Error(`snapshot names position ${position}`);
       this.unroutable.set(this.entryAt(position), reason);
@@ -816,28 +836,26 @@ export class LedgerCore {
     this.indexes = undefined;
   }
 
-  private restoreEntities<V>(map: Map<string, FoldEntity<V>>, image: RestoredEntities, end: number): void {
+  private restoreEntities<V>(map: EntityMap<V>, image: RestoredEntities, end: number): void {
     const { keys, store, rejected } = image;
     const bad = store.check(end);
     if (bad !== undefined || keys.length !== store.count) throw new Error(bad ?? 'snapshot image malformed');
-    const made: FoldEntity<V>[] = new Array(keys.length);
-    for (let i = 0; i < keys.length; i++) {
-      const entity = new FoldEntity<V>(keys[i]!, this.entryAtPosition, store, i);
-      made[i] = entity;
-      map.set(keys[i]!, entity);
-    }
-    if (map.size !== keys.length) throw new Error('snapshot names an entity twice');
+    if (!keys.every((key) => typeof key === 'string')) throw new Error('snapshot image malformed');
+    // Entities are made when first asked for: an open makes only those with rejections.
+    map.restore(keys, (i) => new FoldEntity<V>(keys[i]!, this.entryAtPosition, store, i));
     for (const [index, position, reason] of rejected) {
-      const entity = made[index];
-      if (!entity || !(position >= 1 && position <= end)) throw new Error('snapshot image malformed');
+      if (!(index >= 0 && index < keys.length) || !(position >= 1 && position <= end)) {
+        throw new Error('snapshot image malformed');
+      }
+      const entity = map.restoredAt(index);
       if (!entity.rejected) entity.rejected = new Map();
       entity.rejected.set(this.entryAt(position), reason);
     }
   }
 
-  private mapOf(kind: EntityKind): Map<string, FoldEntity<unknown>> {
+  private mapOf(kind: EntityKind): EntityMap<unknown> {
     const map = kind === 'goal' ? this.goals : kind === 'action' ? this.actions : this.nodes;
-    return map as Map<string, FoldEntity<unknown>>;
+    return map as EntityMap<unknown>;
   }
 }
 

@@ -294,3 +294,104 @@ export function u32Array(bytes: unknown): Uint32Array | undefined {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * One kind's entities by key. Those a snapshot restored are made the first time they are asked for (their keys
+ * indexed then too), so an open makes none; entities new since are kept in a Map. Iteration order is the order
+ * entities first appeared: the restored ones (in the snapshot's order), then the new ones.
+ */
+export class EntityMap<V> {
+  private readonly live = new Map<string, FoldEntity<V>>();
+  private restoredKeys: readonly string[] = [];
+  private made: Array<FoldEntity<V> | undefined> = [];
+  private index: Map<string, number> | undefined;
+  private make: ((index: number) => FoldEntity<V>) | undefined;
+
+  /** Starts the map with restored entities; `make` makes the one at an index of `keys`. */
+  restore(keys: readonly string[], make: (index: number) => FoldEntity<V>): void {
+    if (this.live.size > 0 || this.restoredKeys.length > 0) throw new Error('the map is not empty');
+    this.restoredKeys = keys;
+    this.made = new Array(keys.length);
+    this.make = make;
+    this.index = undefined;
+  }
+
+  get size(): number {
+    return this.restoredKeys.length + this.live.size;
+  }
+
+  get(key: string): FoldEntity<V> | undefined {
+    const entity = this.live.get(key);
+    if (entity !== undefined || this.restoredKeys.length === 0) return entity;
+    const i = this.indexOf(key);
+    return i === undefined ? undefined : this.restoredAt(i);
+  }
+
+  has(key: string): boolean {
+    return this.live.has(key) || (this.restoredKeys.length > 0 && this.indexOf(key) !== undefined);
+  }
+
+  /** Adds an entity under a key the map does not hold. */
+  set(key: string, entity: FoldEntity<V>): void {
+    this.live.set(key, entity);
+  }
+
+  /** The restored entity at `index` of the snapshot's keys, made now if it is not yet. */
+  restoredAt(index: number): FoldEntity<V> {
+    let entity = this.made[index];
+    if (entity === undefined) {
+      entity = this.make!(index);
+      this.made[index] = entity;
+    }
+    return entity;
+  }
+
+  /** Restored entities not made yet, by index, without making them (snapshot images copy them as stored). */
+  isMade(index: number): boolean {
+    return this.made[index] !== undefined;
+  }
+
+  get restoredCount(): number {
+    return this.restoredKeys.length;
+  }
+
+  *keys(): IterableIterator<string> {
+    yield* this.restoredKeys;
+    yield* this.live.keys();
+  }
+
+  *values(): IterableIterator<FoldEntity<V>> {
+    for (let i = 0; i < this.restoredKeys.length; i++) yield this.restoredAt(i);
+    yield* this.live.values();
+  }
+
+  *entries(): IterableIterator<[string, FoldEntity<V>]> {
+    for (let i = 0; i < this.restoredKeys.length; i++) yield [this.restoredKeys[i]!, this.restoredAt(i)];
+    yield* this.live.entries();
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, FoldEntity<V>]> {
+    return this.entries();
+  }
+
+  /** The restored key at `index`. */
+  restoredKey(index: number): string {
+    return this.restoredKeys[index]!;
+  }
+
+  /** Live entities (new since the snapshot), in order. */
+  liveValues(): IterableIterator<FoldEntity<V>> {
+    return this.live.values();
+  }
+
+  private indexOf(key: string): number | undefined {
+    if (this.index === undefined) {
+      const index = new Map<string, number>();
+      const keys = this.restoredKeys;
+      // Keys come from a Map, checked by the snapshot's CRC: unique. (Were one repeated, the first would win.)
+      for (let i = keys.length - 1; i >= 0; i--) index.set(keys[i]!, i);
+      this.index = index;
+    }
+    return this.index.get(key);
+  }
+}
