@@ -116,6 +116,14 @@ async function openTime(events: number) {
     }
     report(BENCH, `${metric}_first_query`, performance.now() - queryStart, 'ms', { events });
     if (reader.stateHash() !== hash) throw new Error('reopened state differs');
+    // The first write: a new goal and a step of an action from before the open.
+    const writeStart = performance.now();
+    const results = await reader.appendMany([
+      { type: 'goal.submitted', goalId: 'o-new', data: { text: 'after the open', coordinator: 'bench' } },
+      { type: 'action.state', goalId: 'o-g9', actionId: 'o-g9-a1', epoch: 1, state: 'ERROR', data: {} },
+    ]);
+    if (!results.every((r) => r.ok)) throw new Error('first write failed');
+    report(BENCH, `${metric}_first_write`, performance.now() - writeStart, 'ms', { events });
     await reader.close();
     rmSync(path, { recursive: true, force: true });
   }

@@ -880,24 +880,33 @@ class LevelLedger implements Ledger {
     // A backlog under the snapshot waits until its events are read (the loader pumps again then).
     if (this.loading && !this.core.readable(sub.cursor + 1)) return;
     sub.pumping = true;
-    let end = Math.min(this.durable, sub.cursor + DELIVERY_CHUNK);
-    if (this.loading) {
-      for (let p = sub.cursor + 1; p <= end; p++) {
-        if (!this.core.readable(p)) {
-          end = p - 1;
-          break;
-        }
+    const end = Math.min(this.durable, sub.cursor + DELIVERY_CHUNK);
+    const entries: LedgerEntry[] = [];
+    let stuck: string | undefined;
+    for (let p = sub.cursor + 1; p <= end; p++) {
+      if (this.loading && !this.core.readable(p)) break;
+      try {
+        entries.push(toLedgerEntry(this.core.entryAt(p)));
+      } catch (err) {
+        // An event that cannot be read (a damaged log under the snapshot): delivery stops before it, said once.
+        stuck = (err as Error).message;
+        break;
       }
     }
-    const entries = this.core.entriesBetween(sub.cursor, end).map(toLedgerEntry);
-    sub.cursor = end;
+    sub.cursor += entries.length;
     try {
-      sub.listener(entries);
+      if (entries.length > 0) sub.listener(entries);
     } catch {
       // A failing subscriber must not break the ledger or other subscribers; it still gets later entries.
     }
     sub.pumping = false;
-    if (sub.cursor < this.durable) setImmediate(() => this.pump(sub));
+    if (stuck !== undefined) {
+      this.warn(`a subscription stops at position ${sub.cursor + 1}: ${stuck}`);
+      return;
+    }
+    if (sub.cursor < this.durable && (!this.loading || this.core.readable(sub.cursor + 1))) {
+      setImmediate(() => this.pump(sub));
+    }
   }
 
   async close(): Promise<void> {

@@ -330,6 +330,12 @@ describe('unusable snapshots', () => {
     await again.loaded();
     expect(warnings).toEqual([expect.stringMatching(/does not fit .*restore from a replica/)]);
     expect(() => again.eventsSince({}, 10_000)).toThrow(/position 1 cannot be read/);
+    // A subscription over the unreadable events is told nothing it cannot read, and the ledger keeps running.
+    const delivered: LedgerEntry[] = [];
+    again.subscribe(0, (entries) => delivered.push(...entries));
+    await until(() => warnings.length === 2);
+    expect(warnings[1]).toMatch(/subscription stops at position 1: .*cannot be read/);
+    expect(delivered).toEqual([]);
     expect(again.goal('m-g3')?.state).toBe('COMPLETED');
     // An event that would fold over the unreadable events is refused, saying why; others go on.
     expect(await again.append({ type: 'goal.cancelled', goalId: 'm-g3', data: { reason: 'late' } })).toEqual({
