@@ -41,7 +41,10 @@ export interface LedgerInit {
   origin: string;
   /** fsync every batch: an acknowledged append then survives power loss, not only a killed process. */
   sync?: boolean;
-  /** Write a snapshot of the fold after this many new events (default 100 000; 0 turns snapshots off). */
+  /**
+   * Write a snapshot of the fold after this many new events (default 100 000; 0 turns snapshots off); also
+   * soon after an open that had to fold at least this many, and at a clean close when 1% of it came since.
+   */
   snapshotEvery?: number;
   /** Clock for event timestamps (ms). The fold never reads a clock; only appends do, through this. */
   now?: () => number;
