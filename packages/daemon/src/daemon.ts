@@ -122,6 +122,8 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     path: join(config.dataDir, 'ledger'),
     origin: mesh.peerId,
     sync: config.ledgerFsync,
+    // What the ledger works around (an unusable snapshot, a damaged event under one) goes into the JSON log.
+    warn: (message) => logger.warn({ ledger: true }, message),
   });
   const replicator: Replicator = await createReplicator({ ledger, mesh });
   logger.info({ ...ledger.counts(), openMs: Math.round(ledger.openStats.ms) }, 'ledger open');

@@ -46,6 +46,12 @@ export interface LedgerInit {
    * soon after an open that had to fold at least this many, and at a clean close when 1% of it came since.
    */
   snapshotEvery?: number;
+  /**
+   * A due snapshot waits until no write came for this long (default 1000 ms; 0 = take it at once): building one
+   * holds the event loop for about a second per million events, which a busy node should not pay mid-burst.
+   * Three times snapshotEvery behind, it is taken anyway.
+   */
+  snapshotQuietMs?: number;
   /** Clock for event timestamps (ms). The fold never reads a clock; only appends do, through this. */
   now?: () => number;
   /** Told about problems the ledger works around (an unusable snapshot, ...); default: process.emitWarning. */
@@ -142,6 +148,7 @@ export interface Ledger {
 
 const DELIVERY_CHUNK = 1000;
 const DEFAULT_SNAPSHOT_EVERY = 100_000;
+const DEFAULT_SNAPSHOT_QUIET_MS = 1_000;
 
 /** Opens (or creates) a ledger: checks the format marker, loads the log and snapshot, rebuilds the fold. */
 export async function openLedger(init: LedgerInit): Promise<Ledger> {
@@ -529,6 +536,8 @@ class LevelLedger implements Ledger {
   /** Position of the latest snapshot taken (or opened from); the one being written, in order, after the last. */
   private snapshotPosition: number;
   private snapshotting: Promise<void> = Promise.resolve();
+  /** A due snapshot waiting for a quiet moment. */
+  private snapshotTimer: NodeJS.Timeout | undefined;
   private readonly warn: (message: string) => void;
   private readonly subscriptions = new Set<Subscription>();
   private closed = false;
@@ -779,8 +788,21 @@ class LevelLedger implements Ledger {
   /** The operations of a snapshot when one is due, queued behind the events it covers (never ahead on disk). */
   private maybeSnapshot(written: Promise<Error | undefined>): void {
     if (this.snapshotEvery <= 0) return;
-    if (this.core.position - this.snapshotPosition < this.snapshotEvery) return;
-    this.snapshotNow(written);
+    const behind = this.core.position - this.snapshotPosition;
+    if (behind < this.snapshotEvery) return;
+    const quietMs = this.init.snapshotQuietMs ?? DEFAULT_SNAPSHOT_QUIET_MS;
+    clearTimeout(this.snapshotTimer);
+    this.snapshotTimer = undefined;
+    if (quietMs <= 0 || behind >= 3 * this.snapshotEvery) {
+      this.snapshotNow(written);
+      return;
+    }
+    // Every write while it is due moves it on: it is taken once writes pause.
+    this.snapshotTimer = setTimeout(() => {
+      this.snapshotTimer = undefined;
+      if (!this.unusable()) this.snapshotNow(this.committer.write());
+    }, quietMs);
+    this.snapshotTimer.unref();
   }
 
   /**
@@ -914,6 +936,7 @@ class LevelLedger implements Ledger {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    clearTimeout(this.snapshotTimer);
     // A clean close leaves a snapshot at the end of the log when enough came after the last one: the next open
     // then has (nearly) nothing to fold and reads none of the covered events before it answers.
     const since = this.core.position - this.snapshotPosition;

@@ -30,9 +30,16 @@ interface Started {
   warnings: string[];
 }
 
-async function start(path: string, snapshotEvery: number, origin = 'node-a'): Promise<Started> {
+async function start(path: string, snapshotEvery: number, origin = 'node-a', snapshotQuietMs = 0): Promise<Started> {
   const warnings: string[] = [];
-  const ledger = await openLedger({ path, origin, now, snapshotEvery, warn: (m) => warnings.push(m) });
+  const ledger = await openLedger({
+    path,
+    origin,
+    now,
+    snapshotEvery,
+    snapshotQuietMs,
+    warn: (m) => warnings.push(m),
+  });
   open.push(ledger);
   return { ledger, warnings };
 }
@@ -238,6 +245,26 @@ describe('snapshot cadence', () => {
     expect(existsSync(join(path, SNAPSHOT_FILE))).toBe(false);
     await fill(ledger, work('d', 4));
     await until(() => existsSync(join(path, SNAPSHOT_FILE)));
+  });
+
+  it('waits for a pause in the writes to take a due snapshot, or takes it three times snapshotEvery behind', async () => {
+    const path = tempDir();
+    const { ledger } = await start(path, 200, 'node-a', 500);
+    // Due after 210 events, but each write within 500 ms of the last moves it on.
+    for (let i = 0; i < 6; i++) {
+      await fill(ledger, work(`q${i}`, 5)); // 70 events each
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(existsSync(join(path, SNAPSHOT_FILE))).toBe(false);
+    await until(() => existsSync(join(path, SNAPSHOT_FILE)));
+    // A ledger that never pauses still gets one at 3 x snapshotEvery.
+    const busy = tempDir();
+    const { ledger: nonstop } = await start(busy, 200, 'node-a', 60_000);
+    await fill(nonstop, work('r', 30)); // 420 events: due, not yet taken
+    await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(join(busy, SNAPSHOT_FILE))).toBe(false);
+    await fill(nonstop, work('s', 20)); // 700 events in all
+    await until(() => existsSync(join(busy, SNAPSHOT_FILE)));
   });
 
   it('leaves a snapshot at the end of the log on a clean close', async () => {
