@@ -1071,7 +1071,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         }),
       ];
       // Durable before the caller gets an id: a crash after this line loses nothing. The goal is folded at once,
-      // so its ready actions are placed now and their ASSIGNED events share the goal's disk write.
+      // so its ready actions are placed now and their ASSIGNED events share the goal's disk write. (A ledger still
+      // loading after its open folds it later: then the durable action.created events get them placed.)
       const written = ledger.appendMany(inputs, { shareTick: true });
       for (const input of inputs) {
         const action = input.type === 'action.created' ? ledger.action(input.actionId) : undefined;

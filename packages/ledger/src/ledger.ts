@@ -105,7 +105,8 @@ export interface Ledger {
   readonly openStats: OpenStats;
   append(input: EventInput): Promise<AppendResult>;
   /**
-   * Appends several events in one batch; results in input order. They are folded before this returns. The
+   * Appends several events in one batch; results in input order. They are folded before this returns (once the
+   * ledger has loaded: during loaded() the call waits in line, and nothing is folded yet when it returns). The
    * write starts at once unless `shareTick` is set: then it starts on the next turn of the event loop, and what
    * else is appended in this turn (decisions taken on what was just folded) shares the one disk write.
    */
