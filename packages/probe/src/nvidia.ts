@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import type { Gpu } from '@hermes-mesh/protocol';
-import { XMLParser } from 'fast-xml-parser';
+import type * as FastXmlParser from 'fast-xml-parser';
 import { parseBytes, parseCelsius, parseFraction } from './units.js';
 
 type XmlNode = Record<string, unknown>;
@@ -20,15 +21,26 @@ const UNREAD_SUBTREES = [
   'pci',
 ];
 
-const parser = new XMLParser({
-  stopNodes: UNREAD_SUBTREES.map((name) => `nvidia_smi_log.gpu.${name}`),
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  parseTagValue: false, // keep "24564 MiB" as text; units are parsed explicitly
-  trimValues: true,
-  // One GPU or one MIG device must still come back as a list.
-  isArray: (name) => name === 'gpu' || name === 'mig_device',
-});
+let parser: FastXmlParser.XMLParser | undefined;
+
+/**
+ * The XML parser, loaded when nvidia-smi first prints something: a box without NVIDIA GPUs (most of them) never
+ * loads the module (~200 KB of source kept in the daemon's heap for nothing).
+ */
+function xmlParser(): FastXmlParser.XMLParser {
+  if (parser) return parser;
+  const { XMLParser } = createRequire(import.meta.url)('fast-xml-parser') as typeof FastXmlParser;
+  parser = new XMLParser({
+    stopNodes: UNREAD_SUBTREES.map((name) => `nvidia_smi_log.gpu.${name}`),
+    ignoreAttributes: false,
+    attributeNamePrefix: '@',
+    parseTagValue: false, // keep "24564 MiB" as text; units are parsed explicitly
+    trimValues: true,
+    // One GPU or one MIG device must still come back as a list.
+    isArray: (name) => name === 'gpu' || name === 'mig_device',
+  });
+  return parser;
+}
 
 function node(value: unknown): XmlNode | undefined {
   return typeof value === 'object' && value !== null ? (value as XmlNode) : undefined;
@@ -74,7 +86,7 @@ function parseMig(gpu: XmlNode): Gpu['mig'] {
  * CUDA_VISIBLE_DEVICES with PCI_BUS_ID order mean); <minor_number> is /dev/nvidiaN and can differ.
  */
 export function parseNvidiaSmiXml(xml: string): Gpu[] {
-  const doc = node(parser.parse(xml));
+  const doc = node(xmlParser().parse(xml));
   const log = node(doc?.nvidia_smi_log);
   if (!log) throw new Error('not nvidia-smi XML: no <nvidia_smi_log> element');
   const gpus = Array.isArray(log.gpu) ? (log.gpu as XmlNode[]) : [];

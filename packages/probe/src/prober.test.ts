@@ -1,9 +1,9 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadUrl, type FakeModelServer, startFakeModelServer } from '../test/fake-model-server.js';
-import { createCpuLoadSampler, createProber, type ProbeLogger, probeOtherGpus } from './prober.js';
+import { createCpuLoadSampler, createProber, type ProbeLogger, pciHasComputeGpu, probeOtherGpus } from './prober.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -237,6 +237,52 @@ describe('other GPUs through systeminformation', () => {
     } as never;
     const prober = createProber({ si, nvidiaSmiPath: '/nonexistent' });
     expect((await prober.probe()).gpus).toEqual([]);
+  });
+});
+
+/** A /sys/bus/pci/devices stand-in: one directory per device with its class and vendor files. */
+function fakePci(devices: Array<[cls: string, vendor: string]>): string {
+  const root = mkdtempSync(join(tmpdir(), 'fake-pci-'));
+  devices.forEach(([cls, vendor], i) => {
+    const dir = join(root, `0000:00:0${i}.0`);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'class'), `${cls}\n`);
+    writeFileSync(join(dir, 'vendor'), `${vendor}\n`);
+  });
+  return root;
+}
+
+describe('the PCI pre-check before systeminformation', () => {
+  const virtioBox: Array<[string, string]> = [
+    ['0x060000', '0x8086'], // an Intel host bridge is no GPU
+    ['0x020000', '0x1af4'],
+    ['0x030000', '0x1234'], // a VM's virtual VGA
+    ['0x030200', '0x10de'], // NVIDIA: nvidia-smi's
+  ];
+
+  it('tells AMD and Intel display controllers from everything else', async () => {
+    expect(await pciHasComputeGpu(fakePci(virtioBox))).toBe(false);
+    expect(await pciHasComputeGpu(fakePci([...virtioBox, ['0x038000', '0x1002']]))).toBe(true);
+    expect(await pciHasComputeGpu(fakePci([['0x030000', '0x8086']]))).toBe(true);
+    expect(await pciHasComputeGpu('/nonexistent/pci')).toBeUndefined();
+  });
+
+  it('a box without AMD or Intel GPUs never asks systeminformation', async () => {
+    let asked = 0;
+    const si = {
+      graphics: async () => {
+        asked++;
+        return { controllers: [] };
+      },
+    } as never;
+    const base = { si, nvidiaSmiPath: '/nonexistent', hardwareRescanMs: 0 };
+    await createProber({ ...base, pciRoot: fakePci(virtioBox) }).probe();
+    expect(asked).toBe(0);
+    await createProber({ ...base, pciRoot: fakePci([...virtioBox, ['0x030000', '0x1002']]) }).probe();
+    expect(asked).toBe(1);
+    // No readable PCI list (not Linux): systeminformation decides, as before.
+    await createProber({ ...base, pciRoot: '/nonexistent/pci' }).probe();
+    expect(asked).toBe(2);
   });
 });
 

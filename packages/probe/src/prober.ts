@@ -1,4 +1,6 @@
+import { readdir, readFile } from 'node:fs/promises';
 import { freemem, cpus as osCpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { Gpu, ModelInfo, Tier } from '@hermes-mesh/protocol';
 import type * as systeminformation from 'systeminformation';
 import { type ContextLengthCache, discoverModels, type ModelEndpoint } from './models.js';
@@ -43,6 +45,11 @@ export interface ProberInit {
   memory?: () => { total: number; free: number };
   /** Look for AMD/Intel/Apple GPUs through systeminformation (needs lspci on Linux). Default true. */
   otherGpus?: boolean;
+  /**
+   * Linux's PCI device list (`/sys/bus/pci/devices`): when it shows no AMD or Intel display controller,
+   * systeminformation is not asked at all. false skips the check. Default: that directory, unless `si` is injected.
+   */
+  pciRoot?: string | false;
   /**
    * How often the slow hardware lookups are repeated: systeminformation's GPU scan spawns ~10 processes, and a
    * box without nvidia-smi will not grow one between two probes. Default 5 min.
@@ -114,6 +121,32 @@ export async function probeOtherGpus(si: SystemInformation): Promise<Gpu[]> {
     });
 }
 
+/** PCI vendor ids of the compute GPUs probeOtherGpus looks for: AMD (ATI) and Intel. */
+const COMPUTE_GPU_PCI_VENDORS = new Set(['0x1002', '0x1022', '0x8086']);
+
+/**
+ * Whether Linux's PCI list (what lspci, and so systeminformation, reads) has a display controller (class 0x03:
+ * VGA, 3D, other) from AMD or Intel; undefined when the list cannot be read (not Linux, no sysfs), so the caller
+ * asks systeminformation as before.
+ */
+export async function pciHasComputeGpu(root: string): Promise<boolean | undefined> {
+  let devices: string[];
+  try {
+    devices = await readdir(root);
+  } catch {
+    return undefined;
+  }
+  for (const device of devices) {
+    const [cls, vendor] = await Promise.all(
+      ['class', 'vendor'].map((f) => readFile(join(root, device, f), 'utf8').then((t) => t.trim().toLowerCase())),
+    ).catch(() => [undefined, undefined]);
+    // A device that cannot be read might be anything: let systeminformation decide.
+    if (cls === undefined || vendor === undefined) return undefined;
+    if (cls.startsWith('0x03') && COMPUTE_GPU_PCI_VENDORS.has(vendor)) return true;
+  }
+  return false;
+}
+
 /** Logs a warning when it appears and once more when it clears, not on every probe while it lasts. */
 function createWarningLog(log: ProbeLogger): (warnings: readonly string[]) => void {
   let active = new Set<string>();
@@ -165,8 +198,13 @@ export function createProber(init: ProberInit = {}): Prober {
   const readNvidia = skipWhileAbsent(nvidiaSmi.read, rescanMs, now, log);
   // Imported on first use: its GPU scan runs once per rescan interval, and the module costs ~4 MB of idle RSS.
   const si: SystemInformation = init.si ?? { graphics: async () => (await import('systeminformation')).graphics() };
+  // systeminformation's scan spawns ~10 processes and keeps its ~700 KB module in the heap: a Linux box whose PCI
+  // list shows no AMD or Intel display controller (most servers; NVIDIA cards are nvidia-smi's) never loads it.
+  const pciRoot = init.pciRoot ?? (init.si ? false : '/sys/bus/pci/devices');
+  const scanOtherGpus = async (): Promise<Gpu[]> =>
+    pciRoot !== false && (await pciHasComputeGpu(pciRoot)) === false ? [] : probeOtherGpus(si);
   const readOtherGpus =
-    init.otherGpus === false ? async () => [] : cachedFor(() => probeOtherGpus(si), [] as Gpu[], rescanMs, now);
+    init.otherGpus === false ? async () => [] : cachedFor(scanOtherGpus, [] as Gpu[], rescanMs, now);
   const endpoints = init.modelEndpoints ?? [];
   const fetchTimeoutMs = init.fetchTimeoutMs ?? 2_000;
   const contextCache: ContextLengthCache = new Map();

@@ -1,6 +1,14 @@
+import { createRequire } from 'node:module';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { LineCounter, parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
+
+/** Loaded on the first file parsed: a daemon started without --config never needs it (~280 KB of source). */
+let yaml: typeof Yaml | undefined;
+const loadYaml = () => {
+  yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yaml;
+};
 
 /** One problem in a config or plan file, located so a person can go straight to it. */
 export interface FileProblem {
@@ -40,6 +48,7 @@ function checkerFor(schema: TSchema) {
  * the line and the field. Returns the typed value or throws FileValidationError.
  */
 export function parseYamlWithSchema<S extends TSchema>(text: string, schema: S, file: string): Static<S> {
+  const { LineCounter, parseDocument } = loadYaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
