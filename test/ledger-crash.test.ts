@@ -61,7 +61,7 @@ function runAndKill(path: string, sync: boolean, ms: number): Promise<Run> {
 }
 
 describe('crash consistency', () => {
-  // Fifty process starts (each compiles the writer with tsx): about 40 s alone, near 90 s on a loaded box.
+  // Fifty process starts (each compiles the writer with tsx): about 70 s in a quiet CI run, 90 s on a loaded box.
   it(`keeps every acknowledged append across ${KILLS} kill -9s`, { timeout: 240_000 }, async () => {
     const path = join(dir, 'ledger');
     const random = seededRandom(Date.now() & 0xffff);
