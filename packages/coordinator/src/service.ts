@@ -147,6 +147,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     if (action.node && ACTIVE_ON_NODE.has(action.state)) markInFlight(action.node, action.id);
   }
 
+  /** A new action of ours: its dependencies and goal are tracked, and it is a candidate for placement. */
+  function takeUp(action: Action): void {
+    track(action);
+    candidates.add(action.id);
+  }
+
   function markInFlight(node: string, actionId: string) {
     let set = inFlight.get(node);
     if (!set) {
@@ -443,6 +449,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       }));
   }
 
+  const freeSlotsOn = (nodes: NodeView[]) => nodes.reduce((s, n) => s + freeSlots(n), 0);
+
   async function runPass(): Promise<void> {
     if (passRunning) {
       // One pass at a time: this one's work is picked up when the running one ends (no spinning meanwhile).
@@ -460,7 +468,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       if (ready.length === 0) return;
       const nodes = nodeViews();
       // Only as many as there are free slots go to placement; the rest wait for a slot to free, cheaply.
-      const free = nodes.reduce((s, n) => s + freeSlots(n), 0);
+      const free = freeSlotsOn(nodes);
       const held = ready.splice(free);
       if (held.length > 0) {
         const reason = `all ${nodes.reduce((s, n) => s + n.advert.slots.total, 0)} slots on ${nodes.length} nodes are busy`;
@@ -706,8 +714,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     const action = ledger.action(event.actionId!);
     if (!action || !owns(action.goalId)) return;
     if (event.type === 'action.created') {
-      track(action);
-      candidates.add(action.id);
+      takeUp(action);
       schedule();
       return;
     }
@@ -998,7 +1005,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   const deadWatch = setInterval(() => {
     // Free slots also show up in adverts (another coordinator's work ended): give waiters a look regularly.
     // Only as many as could be placed: moving every waiter back to the candidates made each pass scan them all.
-    if (slotWaiters.size > 0) releaseWaiters(nodeViews().reduce((s, n) => s + freeSlots(n), 0));
+    if (slotWaiters.size > 0) releaseWaiters(freeSlotsOn(nodeViews()));
     for (const [node, actions] of inFlight) {
       if (actions.size === 0 || !nodeGone(node)) continue;
       logger.warn({ node, actions: actions.size }, 're-placing actions of a node that is gone');
@@ -1076,9 +1083,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       const written = ledger.appendMany(inputs, { shareTick: true });
       for (const input of inputs) {
         const action = input.type === 'action.created' ? ledger.action(input.actionId) : undefined;
-        if (!action) continue;
-        track(action);
-        candidates.add(action.id);
+        if (action) takeUp(action);
       }
       void runPass();
       const results = await written;
