@@ -1,25 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventInput } from './events.js';
 import { type AppendResult, type Ledger, type LedgerEntry, openLedger } from './ledger.js';
 import { eventPackr, LedgerOpenError, MARKER_KEY } from './storage.js';
+import { tempLedgers } from './testing/temp-ledgers.js';
 import { lifecycleInputs } from './testing/workload.js';
 
-const dirs: string[] = [];
-const open: Ledger[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((l) => l.close()));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ledger-'));
-  dirs.push(dir);
-  return dir;
-}
+const { open, tempDir, cleanup } = tempLedgers('ledger-');
+afterEach(cleanup);
 
 let clock = 1_000;
 const now = () => clock++;

@@ -1,5 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { Level } from 'level';
@@ -7,20 +6,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { EventInput } from './events.js';
 import { type Ledger, type LedgerEntry, openLedger } from './ledger.js';
 import { eventKey, SNAPSHOT_FILE } from './storage.js';
+import { tempLedgers } from './testing/temp-ledgers.js';
 import { lifecycleInputs } from './testing/workload.js';
 
-const dirs: string[] = [];
-const open: Ledger[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((l) => l.close()));
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'ledger-snap-'));
-  dirs.push(dir);
-  return dir;
-}
+const { open, tempDir, cleanup } = tempLedgers('ledger-snap-');
+afterEach(cleanup);
 
 let clock = 1_000;
 const now = () => clock++;
