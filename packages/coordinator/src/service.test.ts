@@ -173,9 +173,15 @@ describe('coordinator loop', () => {
     expect(order.indexOf('c')).toBeGreaterThan(Math.max(order.indexOf('a'), order.indexOf('b')));
     expect(order.indexOf('d')).toBeGreaterThan(order.indexOf('c'));
     const ids = ['a', 'b', 'c', 'd'].map((x) => `${goalId}.${x}`);
+    // Replicas converge, but not in causal order across origins: the coordinator's goal.finished can reach a
+    // replica before a worker's earlier events do (each origin's gossip trails by up to pushDelayMs). Wait for
+    // every replica to hold every action's COMPLETED, then check each history in full.
     await waitFor(
-      () => [...c.ledgers.values()].every((l) => l.goal(goalId)?.state === 'COMPLETED'),
-      'every replica to see the goal completed',
+      () =>
+        [...c.ledgers.values()].every(
+          (l) => l.goal(goalId)?.state === 'COMPLETED' && ids.every((id) => states(l, id).length === 4),
+        ),
+      'every replica to hold the goal completed and four states of every action',
     );
     for (const ledger of c.ledgers.values()) {
       for (const id of ids) {
