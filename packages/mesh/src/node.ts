@@ -28,6 +28,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { FramedStream } from './channel.js';
 import { invalidGossipBridge } from './gossip-metrics.js';
+import './pnet-cipher.js';
 import './yamux-window.js';
 import { meshIdFromKey } from './keys.js';
 import type { GossipKind, GossipMessage, MeshEvents, MeshNode, RequestHandler, RequestOptions } from './types.js';
