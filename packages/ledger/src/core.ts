@@ -455,10 +455,16 @@ export class LedgerCore {
   }
 
   /** Origins with events parked behind a gap: [origin, seq held locally, lowest parked seq]. */
+  hasGaps(): boolean {
+    return this.held.size > 0;
+  }
+
   gaps(): Array<{ origin: string; have: number; heldFrom: number; held: number }> {
     const out = [];
     for (const [origin, parked] of this.held) {
-      out.push({ origin, have: this.seqOf(origin), heldFrom: Math.min(...parked.keys()), held: parked.size });
+      let heldFrom = Number.POSITIVE_INFINITY;
+      for (const seq of parked.keys()) if (seq < heldFrom) heldFrom = seq;
+      out.push({ origin, have: this.seqOf(origin), heldFrom, held: parked.size });
     }
     return out;
   }

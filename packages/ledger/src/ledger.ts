@@ -125,9 +125,11 @@ export interface Ledger {
   conflicts(): readonly SeqConflict[];
   /** Origins with events waiting behind a gap. */
   gaps(): Array<{ origin: string; have: number; heldFrom: number; held: number }>;
+  /** Whether any origin has events waiting behind a gap (cheaper than gaps()). */
+  hasGaps(): boolean;
   versionVector(): VersionVector;
-  /** Durable events the holder of `have` lacks, one page. */
-  eventsSince(have: VersionVector, limit: number, maxBytes?: number): EventPage;
+  /** Durable events the holder of `have` lacks, one page; `upTo` bounds it to given origins and seqs (a gap). */
+  eventsSince(have: VersionVector, limit: number, maxBytes?: number, upTo?: VersionVector): EventPage;
   /** Highest durable local position. */
   position(): number;
   /**
@@ -866,6 +868,9 @@ class LevelLedger implements Ledger {
   gaps() {
     return this.core.gaps();
   }
+  hasGaps() {
+    return this.core.hasGaps();
+  }
   versionVector() {
     return this.core.versionVector();
   }
@@ -882,9 +887,10 @@ class LevelLedger implements Ledger {
     return this.core.counts();
   }
 
-  eventsSince(have: VersionVector, limit: number, maxBytes?: number): EventPage {
+  eventsSince(have: VersionVector, limit: number, maxBytes?: number, upTo?: VersionVector): EventPage {
     const limits: PageLimits = { limit, maxPosition: this.durable };
     if (maxBytes !== undefined) limits.maxBytes = maxBytes;
+    if (upTo !== undefined) limits.upTo = upTo;
     // Until the events under the snapshot are read, a page stops short of them (the requester asks again).
     if (this.loading) limits.readable = (position) => this.core.readable(position);
     return eventsMissingFrom(this.core.logs, have, limits);

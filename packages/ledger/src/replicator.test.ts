@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { MeshNode } from '@hermes-mesh/mesh';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/wait.js';
 import { type Ledger, openLedger } from './ledger.js';
@@ -14,6 +15,7 @@ interface Replica {
   id: string;
   ledger: Ledger;
   replicator: Replicator;
+  mesh: MeshNode;
 }
 
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -27,9 +29,10 @@ async function replicas(ids: string[], options: MemoryNetworkOptions = {}, inter
   for (const id of ids) {
     const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
     const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
+    const mesh = network.node(id);
     const replicator = await createReplicator({
       ledger,
-      mesh: network.node(id),
+      mesh,
       intervalMs,
       pageLimit: 2000,
       ...(pushDelayMs === undefined ? {} : { pushDelayMs }),
@@ -39,7 +42,7 @@ async function replicas(ids: string[], options: MemoryNetworkOptions = {}, inter
       await ledger.close();
       rmSync(path, { recursive: true, force: true });
     });
-    out.push({ id, ledger, replicator });
+    out.push({ id, ledger, replicator, mesh });
   }
   return { network, replicas: out };
 }
@@ -88,6 +91,10 @@ describe('eventsMissingFrom', () => {
     const tiny = eventsMissingFrom(logs, {}, { limit: 10, maxBytes: 1 });
     expect(tiny.events).toHaveLength(1);
     expect(eventsMissingFrom(logs, {}, { limit: 10, maxPosition: 3 }).events).toHaveLength(3);
+    // A gap fill: only the named origins, each up to the given seq; an origin this replica does not hold is skipped.
+    const gap = eventsMissingFrom(logs, { x: 1 }, { limit: 10, upTo: { x: 3, z: 5 } });
+    expect(gap.events.map((e) => `${e.origin}${e.seq}`)).toEqual(['x2', 'x3']);
+    expect(gap.more).toBe(false);
   });
 });
 
@@ -144,6 +151,57 @@ describe('replication over the in-memory mesh', () => {
     for (let i = 0; i < 3; i++) await writeGoals(a, 1, `a${i}`);
     await waitFor(() => b.ledger.position() === a.ledger.position(), 'b to hold all of a');
     expect(messages).toBe(1);
+  });
+
+  it('does not pull gaps that gossip closes in time, even while new ones keep opening', async () => {
+    // As on a worker in a burst: each assignment arrives directly, ahead of the gossip that carries the events
+    // of its origin before it, so some gap is open nearly all the time, but each one closes within ~50 ms.
+    const { network, replicas: all } = await replicas(['a', 'b'], { gossipDelayMs: 30 }, 0, 20);
+    network.connectAll(['a', 'b']);
+    const [a, b] = all as [Replica, Replica];
+    await waitFor(() => b.replicator.stats().syncRounds === 1, 'the sync round on connect');
+    let sawGap = false;
+    const until = Date.now() + 1_000;
+    for (let i = 0; Date.now() < until; i++) {
+      await a.ledger.append({ type: 'goal.submitted', goalId: `g${i}`, data: { text: 'x', coordinator: 'a' } });
+      const direct = await a.ledger.append({ type: 'goal.cancelled', goalId: `g${i}`, data: { reason: 'x' } });
+      if (!direct.ok) throw new Error(direct.error);
+      await b.ledger.ingest([direct.event]);
+      sawGap ||= b.ledger.hasGaps();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await waitFor(() => b.ledger.position() === a.ledger.position() && !b.ledger.hasGaps(), 'b to catch up by gossip');
+    expect(sawGap).toBe(true);
+    expect(b.replicator.stats()).toMatchObject({ syncRounds: 1, pulledEvents: 0 });
+  });
+
+  it('fills a gap that stays by pulling the missing range only', async () => {
+    // a's first gossip message never reaches b; its second does, and shows b what it lacks.
+    let fromA = 0;
+    const dropFirst = { deliverGossip: (from: string) => from !== 'a' || ++fromA > 1 };
+    const { network, replicas: all } = await replicas(['a', 'b'], dropFirst, 0, 0);
+    network.connectAll(['a', 'b']);
+    const [a, b] = all as [Replica, Replica];
+    await waitFor(() => b.replicator.stats().syncRounds === 1, 'the sync round on connect');
+    const served: number[] = [];
+    const request = b.mesh.request.bind(b.mesh);
+    b.mesh.request = async (...args: Parameters<typeof request>) => {
+      const reply = await request(...args);
+      served.push((reply.body as { events: unknown[] }).events.length);
+      return reply;
+    };
+    const submit = (i: number) => ({
+      type: 'goal.submitted' as const,
+      goalId: `g${i}`,
+      data: { text: 'x', coordinator: 'a' },
+    });
+    await a.ledger.appendMany([0, 1, 2, 3].map(submit));
+    await waitFor(() => fromA === 1, "a's first message");
+    await a.ledger.appendMany([4, 5, 6, 7, 8, 9].map(submit));
+    await waitFor(() => b.ledger.position() === 10, 'b to fill the gap');
+    // One page of the 4 missing events; the 6 held behind them were then released (and count as gained).
+    expect(served).toEqual([4]);
+    expect(b.replicator.stats()).toMatchObject({ syncRounds: 2, pulledEvents: 10 });
   });
 
   it('converges over lossy gossip: gaps are held, then pulled', async () => {

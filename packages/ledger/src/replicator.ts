@@ -1,5 +1,5 @@
 import type { MeshNode } from '@hermes-mesh/mesh';
-import { type LedgerEvent, MessageTooLargeError, PROTOCOLS } from '@hermes-mesh/protocol';
+import { type LedgerEvent, MessageTooLargeError, PROTOCOLS, type VersionVector } from '@hermes-mesh/protocol';
 import type { Ledger, LedgerEntry } from './ledger.js';
 
 export interface ReplicatorInit {
@@ -87,15 +87,17 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
 
   await mesh.handle(PROTOCOLS.ledgerSync, async (request) => {
     if (stopped || request.kind !== 'sync-req') return undefined;
-    const body = request.body as { have: Record<string, number>; limit: number };
+    const body = request.body as { have: VersionVector; limit: number; upTo?: VersionVector };
     stats.servedPages++;
     // After an open from a snapshot, the events under it are readable once loaded: serve whole pages.
     await ledger.loaded();
-    const page = ledger.eventsSince(body.have, Math.min(body.limit, options.pageLimit), options.pageBytes);
+    const limit = Math.min(body.limit, options.pageLimit);
+    const page = ledger.eventsSince(body.have, limit, options.pageBytes, body.upTo);
     return { kind: 'sync-res', body: page };
   });
 
-  async function pullFrom(peer: string): Promise<number> {
+  /** Pulls what this replica lacks from `peer`, page by page; `upTo` bounds the pull to a gap's missing range. */
+  async function pullFrom(peer: string, upTo?: VersionVector): Promise<number> {
     let gained = 0;
     for (;;) {
       const have = ledger.versionVector();
@@ -103,7 +105,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
         peer,
         PROTOCOLS.ledgerSync,
         'sync-req',
-        { have, limit: options.pageLimit },
+        { have, limit: options.pageLimit, ...(upTo ? { upTo } : {}) },
         { timeoutMs: options.timeoutMs },
       );
       if (reply.kind !== 'sync-res') throw new Error(`${peer} answered sync-req with ${reply.kind}`);
@@ -117,13 +119,13 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     }
   }
 
-  function syncWith(peer: string): Promise<number> {
+  function syncWith(peer: string, upTo?: VersionVector): Promise<number> {
     const running = inFlight.get(peer);
     if (running) {
       again.add(peer);
       return running;
     }
-    const pull = pullFrom(peer)
+    const pull = pullFrom(peer, upTo)
       .catch((err) => {
         fail(err);
         return 0;
@@ -137,7 +139,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   }
 
   async function syncAll(): Promise<number> {
-    const gained = await Promise.all(mesh.connectedPeers().map(syncWith));
+    const gained = await Promise.all(mesh.connectedPeers().map((peer) => syncWith(peer)));
     return gained.reduce((a, b) => a + b, 0);
   }
 
@@ -183,15 +185,33 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     stats.receivedEvents += events.length;
     ledger.ingest(events).then((report) => {
       // Held events mean a gap: what fills it is on the sender (and maybe elsewhere); ask for it if it stays.
-      if (report.held > 0 || ledger.gaps().length > 0) pullIfGapStays(peer);
+      if (report.held > 0 || ledger.hasGaps()) pullIfGapStays(peer);
     }, fail);
   });
   const gapChecks = new Map<string, NodeJS.Timeout>();
+  /**
+   * Pulls from `peer` if a gap open now is still open after the grace period. During a burst new gaps open all
+   * the time (a direct assignment runs ahead of the gossip carrying its origin's earlier events) and gossip
+   * closes each within a few ms: pulling because *some* gap is open would fetch, every grace period, a page of
+   * what is already on its way. A gap counts as stuck only while its origin is still short of where the held
+   * events began then.
+   */
   function pullIfGapStays(peer: string): void {
     if (stopped || gapChecks.has(peer)) return;
+    const heldFrom = new Map(ledger.gaps().map((g) => [g.origin, g.heldFrom]));
+    if (heldFrom.size === 0) return;
     const check = setTimeout(() => {
       gapChecks.delete(peer);
-      if (!stopped && ledger.gaps().length > 0) void syncWith(peer);
+      if (stopped) return;
+      const open = ledger.gaps();
+      // Only the missing ranges: a page of everything after them would mostly be what gossip is bringing.
+      const stuck = open.filter((g) => {
+        const from = heldFrom.get(g.origin);
+        return from !== undefined && g.have < from - 1;
+      });
+      if (stuck.length > 0 && !inFlight.has(peer)) {
+        void syncWith(peer, Object.fromEntries(stuck.map((g) => [g.origin, g.heldFrom - 1])));
+      } else if (open.length > 0) pullIfGapStays(peer); // newer gaps (or a pull under way): look again later
     }, options.gapGraceMs);
     check.unref();
     gapChecks.set(peer, check);

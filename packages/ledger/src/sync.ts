@@ -16,6 +16,8 @@ export interface PageLimits {
   maxPosition?: number;
   /** Says whether the entry at a position can be read now; the page ends before the first that cannot. */
   readable?: (position: number) => boolean;
+  /** Only these origins, each up to and including this seq (a gap fill); default every origin, to its end. */
+  upTo?: VersionVector;
 }
 
 /**
@@ -25,13 +27,15 @@ export interface PageLimits {
 export function eventsMissingFrom(
   logs: ReadonlyMap<string, EntryList>,
   have: VersionVector,
-  { limit, maxBytes = Number.POSITIVE_INFINITY, maxPosition = Number.POSITIVE_INFINITY, readable }: PageLimits,
+  { limit, maxBytes = Number.POSITIVE_INFINITY, maxPosition = Number.POSITIVE_INFINITY, readable, upTo }: PageLimits,
 ): EventPage {
   const events: LedgerEvent[] = [];
   let bytes = 0;
-  for (const origin of [...logs.keys()].sort()) {
+  const origins = upTo ? Object.keys(upTo).filter((o) => logs.has(o)) : [...logs.keys()];
+  for (const origin of origins.sort()) {
     const log = logs.get(origin)!;
-    for (let i = Math.max(0, have[origin] ?? 0); i < log.length; i++) {
+    const end = upTo ? Math.min(log.length, upTo[origin]!) : log.length;
+    for (let i = Math.max(0, have[origin] ?? 0); i < end; i++) {
       const entry = log.at(i)!;
       if (entry.position > maxPosition) break;
       const full = events.length >= limit || (events.length > 0 && bytes + entry.size > maxBytes);

@@ -47,7 +47,12 @@ export type EventBatch = Static<typeof EventBatch>;
 export const VersionVector = Type.Record(Str(128, 1), Int(), { maxProperties: 100_000 });
 export type VersionVector = Static<typeof VersionVector>;
 
-export const SyncRequest = Type.Object({ have: VersionVector, limit: Int(1, 100_000) });
+export const SyncRequest = Type.Object({
+  have: VersionVector,
+  limit: Int(1, 100_000),
+  /** Only these origins, each up to and including this seq: a gap fill asks for the missing range, no more. */
+  upTo: Type.Optional(VersionVector),
+});
 export type SyncRequest = Static<typeof SyncRequest>;
 
 export const SyncResponse = Type.Object({ events: List(LedgerEvent, 100_000), more: Type.Boolean() });

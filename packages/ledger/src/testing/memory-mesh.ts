@@ -28,6 +28,8 @@ type Listeners = { [E in keyof MeshEvents]: Set<MeshEvents[E]> };
 export interface MemoryNetworkOptions {
   /** Decides whether one gossip message reaches one peer (lossy links in tests); default every message does. */
   deliverGossip?: (from: string, to: string) => boolean;
+  /** How long a gossip message takes to arrive (default: the next turn of the event loop). */
+  gossipDelayMs?: number;
 }
 
 export function createMemoryNetwork(options: MemoryNetworkOptions = {}): MemoryNetwork {
@@ -45,6 +47,7 @@ export function createMemoryNetwork(options: MemoryNetworkOptions = {}): MemoryN
 
   const network: Network = {
     deliverGossip,
+    gossipDelayMs: options.gossipDelayMs ?? 0,
     neighbours: (peer) => [...linksOf(peer)],
     node(peerId) {
       if (nodes.has(peerId)) throw new Error(`peer ${peerId} already exists`);
@@ -95,6 +98,7 @@ export function createMemoryNetwork(options: MemoryNetworkOptions = {}): MemoryN
 
 type Network = MemoryNetwork & {
   deliverGossip(from: string, to: string): boolean;
+  readonly gossipDelayMs: number;
   reachable(from: string): string[];
   neighbours(peer: string): string[];
   get(peer: string): MemoryMeshNode | undefined;
@@ -134,7 +138,9 @@ class MemoryMeshNode implements MeshNode {
     const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
     for (const peer of this.network.reachable(this.peerId)) {
       if (!this.network.deliverGossip(this.peerId, peer)) continue;
-      setImmediate(() => this.network.get(peer)?.deliver(bytes, this.peerId));
+      const deliver = () => this.network.get(peer)?.deliver(bytes, this.peerId);
+      if (this.network.gossipDelayMs > 0) setTimeout(deliver, this.network.gossipDelayMs);
+      else setImmediate(deliver);
     }
   }
 
