@@ -1,5 +1,5 @@
 import { DASHBOARD_HEADERS, dashboardAssets } from '@hermes-mesh/dashboard';
-import type { Action, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
+import { type Action, expandEvent, type Ledger, type LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership } from '@hermes-mesh/mesh';
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -190,11 +190,15 @@ export function registerRoutes(deps: RoutesDeps): void {
       'x-accel-buffering': 'no',
     });
     res.write(': hermes-mesh event stream\n\n');
+    // A stored action.states event goes out as one action.state event per transition, all with its position
+    // (they were written together, so a stream resumed after that position has had every one of them).
     const send = (entries: LedgerEntry[]) => {
       let chunk = '';
-      for (const { position, event } of entries) {
-        if (goal && event.goalId !== goal) continue;
-        chunk += `id: ${position}\nevent: ${event.type}\ndata: ${JSON.stringify({ position, ...event })}\n\n`;
+      for (const { position, event: stored } of entries) {
+        for (const event of expandEvent(stored)) {
+          if (goal && event.goalId !== goal) continue;
+          chunk += `id: ${position}\nevent: ${event.type}\ndata: ${JSON.stringify({ position, ...event })}\n\n`;
+        }
       }
       if (chunk) res.write(chunk);
     };

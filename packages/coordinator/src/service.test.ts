@@ -71,7 +71,7 @@ async function cluster(
   runners = new Map<string, ActionRunner>(),
   recipesDir?: string,
   extra: Partial<CoordinatorInit> = {},
-  net: { gossip?: boolean; syncIntervalMs?: number } = {},
+  net: { gossip?: boolean; syncIntervalMs?: number; slots?: number } = {},
 ): Promise<Cluster> {
   const network = createMemoryNetwork(net.gossip === false ? { deliverGossip: () => false } : {});
   const ledgers = new Map<string, Ledger>();
@@ -96,11 +96,11 @@ async function cluster(
       mesh,
       ledger,
       runner: runners.get(id) ?? scriptedRunner(log),
-      slots: 2,
+      slots: net.slots ?? 2,
       logger,
     });
     cleanup.push(() => worker.stop());
-    membership.observeAdvert(sampleAdvert({ nodeId: id, name: id, slots: { total: 2, busy: 0 }, seq: 1 }));
+    membership.observeAdvert(sampleAdvert({ nodeId: id, name: id, slots: { total: net.slots ?? 2, busy: 0 }, seq: 1 }));
   }
   network.connectAll(['coord', ...workers]);
   const start = () =>
@@ -190,6 +190,28 @@ describe('coordinator loop', () => {
     }
     // The dependent got its inputs from the ledger.
     expect(c.ledgers.get('coord')!.action(ids[2]!)?.output?.value).toEqual({ id: ids[2] });
+  });
+
+  it('writes the transitions of a wide goal a batch at a time, and every replica still holds every history', async () => {
+    const c = await cluster(['w1', 'w2'], new Map(), undefined, {}, { slots: 32 });
+    const wide = Array.from({ length: 40 }, (_, i) => ({ id: `x${i}` }));
+    const { goalId } = await c.coordinator.submit(plan(wide));
+    const ids = wide.map((a) => `${goalId}.${a.id}`);
+    await waitFor(
+      () => [...c.ledgers.values()].every((l) => ids.every((id) => states(l, id).length === 4)),
+      'every replica to hold four states of every action',
+    );
+    for (const ledger of c.ledgers.values()) {
+      for (const id of ids) {
+        expect(states(ledger, id)).toEqual(['ASSIGNED', 'IN_PROGRESS', 'STATUS_VERIFICATION_REQUESTED', 'COMPLETED']);
+      }
+    }
+    // 160 transitions; written one event each they would be 160 events. Packed: a handful per origin.
+    const stored = c.ledgers.get('coord')!.eventsSince({}, 10_000).events;
+    const transitions = stored.filter((e) => e.type === 'action.state' || e.type === 'action.states');
+    expect(transitions.length).toBeLessThan(40);
+    const packedBy = new Set(stored.filter((e) => e.type === 'action.states').map((e) => e.origin));
+    expect(packedBy).toEqual(new Set(['coord', 'w1', 'w2']));
   });
 
   it('results reach the coordinator straight from the worker: a goal completes with gossip and anti-entropy off', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type ActionRecipe, loadActionRecipe, saveRecipe } from '@hermes-mesh/executor';
-import type { Action, EventInput, Ledger, LedgerEntry } from '@hermes-mesh/ledger';
+import { type Action, type EventInput, expandEvent, type Ledger, type LedgerEntry } from '@hermes-mesh/ledger';
 import type { Membership, MeshNode } from '@hermes-mesh/mesh';
 import type { FailedAction, FallbackProposal } from '@hermes-mesh/planner';
 import type { Advert, Assignment, LedgerEvent } from '@hermes-mesh/protocol';
@@ -534,7 +534,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
         data: { node },
       })),
     );
-    const events: LedgerEvent[] = [];
+    // What the node ingests is what was stored: the pass's ASSIGNED transitions are one action.states event.
+    const events = new Set<LedgerEvent>();
     const assignments: Assignment[] = [];
     results.forEach((r, i) => {
       const { action, model } = list[i]!;
@@ -544,11 +545,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
       }
       clearInFlight(action.id);
       markInFlight(node, action.id);
-      events.push(r.event);
+      events.add(r.stored ?? r.event);
       assignments.push(assignmentOf(action, r.event.epoch!, model));
     });
     // Wrapped: an async function returning a promise would wait for it.
-    return { delivery: assignments.length === 0 ? Promise.resolve() : deliver(node, assignments, events) };
+    return { delivery: assignments.length === 0 ? Promise.resolve() : deliver(node, assignments, [...events]) };
   }
 
   async function deliver(node: string, assignments: Assignment[], events: LedgerEvent[]): Promise<void> {
@@ -973,9 +974,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   }
 
   const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
-    for (const { event } of entries) {
-      if (event.actionId !== undefined && (event.type === 'action.state' || event.type === 'action.created')) {
-        onActionEvent(event);
+    for (const { event: stored } of entries) {
+      for (const event of expandEvent(stored)) {
+        if (event.actionId !== undefined && (event.type === 'action.state' || event.type === 'action.created')) {
+          onActionEvent(event);
+        }
       }
     }
   });
@@ -992,10 +995,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     // Claims of success are folded already: verified now, the verdict shares their disk write (it is written
     // after them, so it is never durable without them).
     let claims = false;
-    for (const event of own) {
-      if (event.type === 'action.state' && event.state === 'STATUS_VERIFICATION_REQUESTED' && event.actionId) {
-        onActionEvent(event);
-        claims = true;
+    for (const stored of own) {
+      for (const event of expandEvent(stored)) {
+        if (event.type === 'action.state' && event.state === 'STATUS_VERIFICATION_REQUESTED' && event.actionId) {
+          onActionEvent(event);
+          claims = true;
+        }
       }
     }
     if (claims) void flushVerdicts();

@@ -1,4 +1,4 @@
-import type { Ledger, LedgerEntry } from '@hermes-mesh/ledger';
+import { type AppendResult, type EventInput, expandEvent, type Ledger, type LedgerEntry } from '@hermes-mesh/ledger';
 import type { MeshNode } from '@hermes-mesh/mesh';
 import { type Ack, type ActionOutput, type Assignment, type LedgerEvent, PROTOCOLS } from '@hermes-mesh/protocol';
 import type { Logger } from 'pino';
@@ -87,7 +87,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
       for (const { event } of entries) if (event.origin === ledger.origin) own.push(event);
       if (own.length > 0) report(own);
     }
-    for (const { event } of entries) {
+    for (const event of entries.flatMap((e) => expandEvent(e.event))) {
       if (event.type !== 'action.state' || event.actionId === undefined) continue;
       const run = running.get(event.actionId);
       if (!run) continue;
@@ -120,11 +120,35 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     return { actionId: a.actionId, epoch: a.epoch, accepted: true };
   }
 
+  /**
+   * The transitions written in one turn of the event loop go to the ledger together: appendMany packs them into
+   * one action.states event (the IN_PROGRESS of a whole assignment batch, the claims of the results that came
+   * in). In the order they were written; each caller still gets its own result.
+   */
+  let tick: Array<{ input: EventInput; done: (result: AppendResult) => void; failed: (err: unknown) => void }> = [];
+  function appendInTick(input: EventInput): Promise<AppendResult> {
+    return new Promise((done, failed) => {
+      if (tick.push({ input, done, failed }) === 1) setImmediate(flushTick);
+    });
+  }
+  function flushTick() {
+    const batch = tick;
+    tick = [];
+    ledger.appendMany(batch.map((t) => t.input)).then(
+      (results) => {
+        for (const [i, r] of results.entries()) batch[i]!.done(r);
+      },
+      (err) => {
+        for (const t of batch) t.failed(err);
+      },
+    );
+  }
+
   async function write(a: Assignment, fields: { state?: 'IN_PROGRESS' | 'ERROR'; error?: string; reason?: string }) {
     const data: { error?: string; reason?: string } = {};
     if (fields.error !== undefined) data.error = fields.error.slice(0, 16_000);
     if (fields.reason !== undefined) data.reason = fields.reason.slice(0, 4_000);
-    const result = await ledger.append({
+    const result = await appendInTick({
       type: 'action.state',
       goalId: a.goalId,
       actionId: a.actionId,
@@ -138,7 +162,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
   /** The claim of success and its output in one event (STATUS_VERIFICATION_REQUESTED carries it). */
   async function claimSuccess(a: Assignment, output: ActionOutput) {
     const inline = output.bytes <= inlineBytes;
-    const result = await ledger.append({
+    const result = await appendInTick({
       type: 'action.state',
       goalId: a.goalId,
       actionId: a.actionId,
@@ -162,8 +186,8 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
     running.set(a.actionId, entry);
     entry.done = (async () => {
       try {
-        // Not awaited: the run starts at once, and a fast result joins IN_PROGRESS in the same ledger batch
-        // (the log keeps the order the events were written in, durable or not yet).
+        // Not awaited: the run starts at once, and a fast result's claim joins IN_PROGRESS in the same ledger
+        // write (appendInTick keeps the order they were written in).
         void write(a, { state: 'IN_PROGRESS' });
         const result = await init.runner.run(a, {
           signal: abort.signal,

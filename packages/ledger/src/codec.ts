@@ -1,5 +1,6 @@
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { Packr } from 'msgpackr';
+import { itemEvent } from './events.js';
 
 /** Plain maps in and out, like the protocol codec: a stored event decodes to exactly what was received. */
 export const eventPackr = new Packr({
@@ -60,6 +61,64 @@ export class LogEntry {
   /** True while the event is still only bytes (restored from a snapshot and not read since). */
   get pending(): boolean {
     return this.decoded === undefined;
+  }
+
+  /** The entries of an action.states event's items, by action id: made when first needed, then kept. */
+  private items: Map<string, ItemEntry> | undefined;
+  /** Item index by action id, for items looked up without their index (entities restored from a snapshot). */
+  private itemIndex: Map<string, number> | undefined;
+
+  /** The entry of the item of `actionId` (at `index` when known), the same object every time. */
+  itemFor(actionId: string, index = -1): ItemEntry {
+    this.items ??= new Map();
+    let item = this.items.get(actionId);
+    if (item === undefined) {
+      item = new ItemEntry(this, actionId, index);
+      this.items.set(actionId, item);
+    }
+    return item;
+  }
+
+  /** Where the item of `actionId` is in this entry's action.states event; -1 when it has none. */
+  indexOfItem(actionId: string): number {
+    if (this.itemIndex === undefined) {
+      const items = (this.event.data as { items: Array<{ actionId: string }> }).items;
+      this.itemIndex = new Map(items.map((item, i) => [item.actionId, i]));
+    }
+    return this.itemIndex.get(actionId) ?? -1;
+  }
+}
+
+/**
+ * One action's part of a stored action.states event: to that action's fold it is the action.state event its
+ * item stands for (same position, origin and seq as the stored entry). An entity restored from a snapshot gets
+ * one for each of its positions, batch or not; for a plain event it reads as that event.
+ */
+export class ItemEntry extends LogEntry {
+  private made: LedgerEvent | undefined;
+
+  constructor(
+    readonly parent: LogEntry,
+    readonly actionId: string,
+    private index: number,
+  ) {
+    super(parent.position, parent.size, parent.origin, parent.seq, undefined);
+  }
+
+  override get event(): LedgerEvent {
+    if (this.made !== undefined) return this.made;
+    const stored = this.parent.event;
+    if (stored.type !== 'action.states') return stored;
+    if (this.index < 0) this.index = this.parent.indexOfItem(this.actionId);
+    if (this.index < 0) {
+      throw new Error(`stored event at position ${this.position} holds no transition of action ${this.actionId}`);
+    }
+    this.made = itemEvent(stored, this.index);
+    return this.made;
+  }
+
+  override get pending(): boolean {
+    return this.made === undefined && this.parent.pending;
   }
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ActionState, LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
 import { canonicalJson, sameValue } from './canonical.js';
 import { LogEntry } from './codec.js';
-import { checkSemantics, type EventType, scopeOf } from './events.js';
+import { checkSemantics, type EventType, scopeOf, type TransitionItem } from './events.js';
 import {
   type Action,
   type Apply,
@@ -324,6 +324,9 @@ export class LedgerCore {
         case 'action':
           if (this.actions.has(event.actionId!)) return true;
           break;
+        case 'actions':
+          if (transitionItems(event).some((item) => this.actions.has(item.actionId))) return true;
+          break;
         case 'node':
           if (this.nodes.has(event.origin)) return true;
           break;
@@ -347,6 +350,9 @@ export class LedgerCore {
         break;
       case 'action':
         touched.push(this.actions.get(event.actionId!));
+        break;
+      case 'actions':
+        for (const item of transitionItems(event)) touched.push(this.actions.get(item.actionId));
         break;
       case 'node':
         touched.push(this.nodes.get(event.origin));
@@ -454,11 +460,11 @@ export class LedgerCore {
     if (parked.size === 0) this.held.delete(origin);
   }
 
-  /** Origins with events parked behind a gap: [origin, seq held locally, lowest parked seq]. */
   hasGaps(): boolean {
     return this.held.size > 0;
   }
 
+  /** Origins with events parked behind a gap: [origin, seq held locally, lowest parked seq]. */
   gaps(): Array<{ origin: string; have: number; heldFrom: number; held: number }> {
     const out = [];
     for (const [origin, parked] of this.held) {
@@ -518,6 +524,11 @@ export class LedgerCore {
       case 'action':
         this.foldAction(entry);
         break;
+      case 'actions': {
+        const items = transitionItems(event);
+        for (let i = 0; i < items.length; i++) this.foldAction(entry.itemFor(items[i]!.actionId, i));
+        break;
+      }
       case 'node':
         this.addTo(this.nodes, event.origin, entry, applyNodeEvent);
         break;
@@ -828,9 +839,10 @@ export class LedgerCore {
     const restored = this.restoredLog;
     if (!restored || this.position < restored.end) throw new Error('the log is not the restored one');
     const end = restored.end;
-    this.restoreEntities(this.goals, fold.goals, end);
-    this.restoreEntities(this.actions, fold.actions, end);
-    this.restoreEntities(this.nodes, fold.nodes, end);
+    this.restoreEntities(this.goals, fold.goals, end, () => this.entryAtPosition);
+    // An action's entry at a position may be its item of an action.states event there.
+    this.restoreEntities(this.actions, fold.actions, end, (key) => (p) => this.entryAt(p).itemFor(key));
+    this.restoreEntities(this.nodes, fold.nodes, end, () => this.entryAtPosition);
     this.restoredStores.set('goal', fold.goals.store);
     this.restoredStores.set('action', fold.actions.store);
     this.restoredStores.set('node', fold.nodes.store);
@@ -842,20 +854,25 @@ export class LedgerCore {
     this.indexes = undefined;
   }
 
-  private restoreEntities<V>(map: EntityMap<V>, image: RestoredEntities, end: number): void {
+  private restoreEntities<V>(
+    map: EntityMap<V>,
+    image: RestoredEntities,
+    end: number,
+    entriesOf: (key: string) => (position: number) => LogEntry,
+  ): void {
     const { keys, store, rejected } = image;
     const bad = store.check(end);
     if (bad !== undefined || keys.length !== store.count) throw new Error(bad ?? 'snapshot image malformed');
     if (!keys.every((key) => typeof key === 'string')) throw new Error('snapshot image malformed');
     // Entities are made when first asked for: an open makes only those with rejections.
-    map.restore(keys, (i) => new FoldEntity<V>(keys[i]!, this.entryAtPosition, store, i));
+    map.restore(keys, (i) => new FoldEntity<V>(keys[i]!, entriesOf(keys[i]!), store, i));
     for (const [index, position, reason] of rejected) {
       if (!(index >= 0 && index < keys.length) || !(position >= 1 && position <= end)) {
         throw new Error('snapshot image malformed');
       }
       const entity = map.restoredAt(index);
       if (!entity.rejected) entity.rejected = new Map();
-      entity.rejected.set(this.entryAt(position), reason);
+      entity.rejected.set(entriesOf(entity.key)(position), reason);
     }
   }
 
@@ -886,6 +903,11 @@ interface Indexes {
 
 function emptyIndexes(): Indexes {
   return { byGoal: new Map(), byNode: new Map(), byState: new Map(), search: new SearchIndex() };
+}
+
+/** The items of an action.states event (checked by checkSemantics before anything folds it). */
+function transitionItems(event: LedgerEvent): TransitionItem[] {
+  return (event.data as { items: TransitionItem[] }).items;
 }
 
 /** Where an entity first appears in the local log (its entries are in replay order, not log order). */

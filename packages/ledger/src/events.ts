@@ -1,9 +1,17 @@
-import { ACTION_STATES, type ActionState, Int, LedgerEvent, List, Str } from '@hermes-mesh/protocol';
+import {
+  ACTION_STATES,
+  type ActionState,
+  ActionState as ActionStateSchema,
+  Int,
+  LedgerEvent,
+  List,
+  Str,
+} from '@hermes-mesh/protocol';
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 
 /** Where an event's fold happens: the entity it belongs to. */
-export type EventScope = 'goal' | 'action' | 'node';
+export type EventScope = 'goal' | 'action' | 'actions' | 'node';
 
 const GoalState = Type.Union([Type.Literal('COMPLETED'), Type.Literal('FAILED')]);
 
@@ -15,6 +23,31 @@ const OUTPUT_DATA = Type.Object({
   /** The result itself when small (dependents read it from the ledger); large results stay behind `ref`. */
   value: Type.Optional(Type.Unknown()),
 });
+
+/** What an action.state event carries besides the envelope fields. */
+export const TRANSITION_DATA = Type.Object({
+  node: Type.Optional(Str(128, 1)),
+  reason: Type.Optional(Str(4096)),
+  error: Type.Optional(Str(16_384)),
+  /** FALLBACK_RECEIVED only: a replacement for the failed action (its kind and the coordinator's spec). */
+  kind: Type.Optional(Str(32, 1)),
+  spec: Type.Optional(Type.Unknown()),
+  /** STATUS_VERIFICATION_REQUESTED only: the output it claims, as an action.output event would carry it. */
+  output: Type.Optional(OUTPUT_DATA),
+});
+
+/** Most transitions one action.states event carries. */
+export const MAX_BATCH_ITEMS = 1000;
+
+/** One transition inside an action.states event: the fields an action.state event has, its data nested. */
+const TRANSITION_ITEM = Type.Object({
+  goalId: Str(128, 1),
+  actionId: Str(128, 1),
+  epoch: Int(),
+  state: ActionStateSchema,
+  data: TRANSITION_DATA,
+});
+export type TransitionItem = Static<typeof TRANSITION_ITEM>;
 
 /** The `data` schema of every event type the fold understands, and which envelope fields it needs. */
 const EVENT_SPECS = {
@@ -64,16 +97,17 @@ const EVENT_SPECS = {
   'action.state': {
     scope: 'action',
     needs: ['goalId', 'actionId', 'epoch', 'state'],
-    data: Type.Object({
-      node: Type.Optional(Str(128, 1)),
-      reason: Type.Optional(Str(4096)),
-      error: Type.Optional(Str(16_384)),
-      /** FALLBACK_RECEIVED only: a replacement for the failed action (its kind and the coordinator's spec). */
-      kind: Type.Optional(Str(32, 1)),
-      spec: Type.Optional(Type.Unknown()),
-      /** STATUS_VERIFICATION_REQUESTED only: the output it claims, as an action.output event would carry it. */
-      output: Type.Optional(OUTPUT_DATA),
-    }),
+    data: TRANSITION_DATA,
+  },
+  /**
+   * Transitions of many actions written together (a placement pass, a worker's tick, a batch of verdicts): one
+   * envelope, one stored entry and one gossip item instead of one each. The fold applies each item exactly as
+   * the action.state event it stands for (see expandEvent); an action appears at most once per event.
+   */
+  'action.states': {
+    scope: 'actions',
+    needs: [],
+    data: Type.Object({ items: List(TRANSITION_ITEM, MAX_BATCH_ITEMS) }),
   },
   /** Where the result of the current epoch lies, with a text summary that search indexes. */
   'action.output': { scope: 'action', needs: ['goalId', 'actionId', 'epoch'], data: OUTPUT_DATA },
@@ -153,7 +187,46 @@ export function checkSemantics(event: LedgerEvent): string | undefined {
   if (event.type === 'action.state' && event.state === 'ASSIGNED' && !(event.data as { node?: string }).node) {
     return 'action.state ASSIGNED needs data.node';
   }
+  if (event.type === 'action.states') {
+    const items = (event.data as { items: TransitionItem[] }).items;
+    if (items.length === 0) return 'action.states needs at least one item';
+    const seen = new Set<string>();
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (seen.has(item.actionId)) return `action.states names action ${item.actionId} twice`;
+      seen.add(item.actionId);
+      if (item.state === 'ASSIGNED' && !item.data.node) return `action.states item ${i}: ASSIGNED needs data.node`;
+    }
+  }
   return undefined;
+}
+
+/** The action.state event that item `index` of an action.states event stands for (same origin, seq, clock). */
+export function itemEvent(batch: LedgerEvent, index: number): LedgerEvent {
+  const item = (batch.data as { items: TransitionItem[] }).items[index]!;
+  return {
+    origin: batch.origin,
+    seq: batch.seq,
+    lamport: batch.lamport,
+    ts: batch.ts,
+    type: 'action.state',
+    goalId: item.goalId,
+    actionId: item.actionId,
+    epoch: item.epoch,
+    state: item.state,
+    data: item.data,
+  };
+}
+
+/**
+ * The events a stored event stands for: itself, or for an action.states event one action.state event per item.
+ * What readers of the log (event streams, watchers) use to see every transition, batched or not.
+ */
+export function expandEvent(event: LedgerEvent): LedgerEvent[] {
+  if (event.type !== 'action.states') return [event];
+  const items = (event.data as { items?: unknown } | undefined)?.items;
+  if (!Array.isArray(items)) return [];
+  return items.map((_, i) => itemEvent(event, i));
 }
 
 export const KNOWN_STATES: ReadonlySet<string> = new Set(ACTION_STATES);

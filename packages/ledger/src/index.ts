@@ -7,6 +7,9 @@ export {
   type EventData,
   type EventInput,
   type EventType,
+  expandEvent,
+  MAX_BATCH_ITEMS,
+  type TransitionItem,
 } from './events.js';
 export type { Action, ActionOutput, Flow, Goal, GoalState, LogEntry, NodeRecord, Recipe } from './fold.js';
 export { compareEvents } from './fold.js';

@@ -1,4 +1,5 @@
 import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
+import { packTransitions } from './batching.js';
 import {
   type ActionQuery,
   type GoalQuery,
@@ -8,7 +9,7 @@ import {
   type RestoredEntities,
   type SeqConflict,
 } from './core.js';
-import { checkEnvelope, checkSemantics, type EventInput } from './events.js';
+import { checkEnvelope, checkSemantics, type EventInput, type TransitionItem } from './events.js';
 import type { Action, Goal, LogEntry, NodeRecord } from './fold.js';
 import { RestoredKind, RestoredLog, u32Array, u32Bytes, viewPackr } from './restored.js';
 import type { SearchHit } from './search.js';
@@ -61,7 +62,10 @@ export interface LedgerInit {
 export type AppendResult =
   | {
       ok: true;
+      /** The event as appended (a transition packed into an action.states event: the action.state it stands for). */
       event: LedgerEvent;
+      /** Set when appendMany packed the input into an action.states event: that event, as stored and replicated. */
+      stored?: LedgerEvent;
       position: number;
       /** Set when the fold recorded the event as rejected (illegal transition, stale epoch, not allowed, ...). */
       rejected?: string;
@@ -608,20 +612,62 @@ class LevelLedger implements Ledger {
     }
   }
 
+  /**
+   * Appends several events as one write. Runs of action transitions are packed into action.states events (see
+   * batching.ts); each input still gets its own result, as if it had been appended as itself.
+   */
   appendMany(inputs: readonly EventInput[], options?: AppendOptions): Promise<AppendResult[]> {
     if (this.loading) return this.loading.then(() => this.appendMany(inputs, options));
+    if (inputs.length < 2) return this.appendStored(inputs, options);
+    const packed = packTransitions(inputs);
+    if (packed.inputs.length === inputs.length) return this.appendStored(inputs, options);
+    // Each item's result is taken as it is folded (a rejection then is what the caller must see), not when the
+    // write ends: what is folded meanwhile can change an entity's rejections.
+    const itemResults = new Map<number, AppendResult[]>();
+    const written = this.appendStored(packed.inputs, options, (k, result) => {
+      if (result.ok && result.event.type === 'action.states') itemResults.set(k, this.itemResults(result));
+    });
+    return written.then((results) =>
+      packed.placed.map(([k, item]) => {
+        const result = results[k]!;
+        if (item < 0 || !result.ok) return result;
+        return itemResults.get(k)?.[item] ?? { ok: false, error: 'transition not recorded' };
+      }),
+    );
+  }
+
+  /** One result per item of an appended action.states event, each as that transition appended alone. */
+  private itemResults(result: AppendResult & { ok: true }): AppendResult[] {
+    const entry = this.core.entryAt(result.position);
+    const items = (result.event.data as { items: TransitionItem[] }).items;
+    return items.map((item, i) => {
+      const itemEntry = entry.itemFor(item.actionId, i);
+      const rejected = this.core.rejectionOf(itemEntry);
+      const out: AppendResult = { ok: true, event: itemEntry.event, stored: result.event, position: result.position };
+      if (rejected !== undefined) out.rejected = rejected;
+      return out;
+    });
+  }
+
+  /** Appends the inputs as given (no packing); `folded` sees each result as soon as its event is folded. */
+  private appendStored(
+    inputs: readonly EventInput[],
+    options: AppendOptions | undefined,
+    folded?: (index: number, result: AppendResult) => void,
+  ): Promise<AppendResult[]> {
     try {
       const unusable = this.unusable();
       if (unusable) return Promise.resolve(inputs.map(() => ({ ok: false, error: unusable })));
       this.committer.expect(inputs.length);
       if (inputs.length > 1 && !this.core.hasHeld(this.init.origin)) {
-        return this.appendBatch(inputs, options?.shareTick === true);
+        return this.appendBatch(inputs, options?.shareTick === true, folded);
       }
       const results: AppendResult[] = [];
       let appended = false;
       for (const input of inputs) {
         const result = this.appendOne(input);
         if (result.ok) appended = true;
+        folded?.(results.length, result);
         results.push(result);
       }
       if (!appended) return Promise.resolve(results);
@@ -639,7 +685,11 @@ class LevelLedger implements Ledger {
    * folded while LevelDB writes it. With nothing of our origin held, the k-th valid event is exactly what
    * appending one at a time gives it: seq s + k, Lamport clock c + k. It is acknowledged once written, as ever.
    */
-  private appendBatch(inputs: readonly EventInput[], shareTick: boolean): Promise<AppendResult[]> {
+  private appendBatch(
+    inputs: readonly EventInput[],
+    shareTick: boolean,
+    folded?: (index: number, result: AppendResult) => void,
+  ): Promise<AppendResult[]> {
     const core = this.core;
     const committer = this.committer;
     const origin = this.init.origin;
@@ -678,10 +728,12 @@ class LevelLedger implements Ledger {
       const event = events[k]!;
       const entry = core.acceptNext(event, sizes[k]!, true);
       const rejected = core.rejectionOf(entry);
-      results[slots[k]!] =
+      const result: AppendResult =
         rejected === undefined
           ? { ok: true, event, position: entry.position }
           : { ok: true, event, position: entry.position, rejected };
+      results[slots[k]!] = result;
+      folded?.(slots[k]!, result);
     }
     // A snapshot due now covers this batch: it is written once the batch is.
     this.maybeSnapshot(written);

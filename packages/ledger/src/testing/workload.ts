@@ -10,6 +10,11 @@ export interface LifecycleOptions {
   worker: string;
   /** Words the goal texts are made of (search benchmarks). */
   words?: readonly string[];
+  /**
+   * Each goal's actions move a stage at a time (all assigned, then all started, ...), as a coordinator's pass
+   * and a worker's tick write them: appendMany then packs each stage into one action.states event.
+   */
+  staged?: boolean;
 }
 
 const WORDS = ['summarise', 'report', 'invoice', 'translate', 'french', 'audit', 'logs', 'compress', 'dataset', 'plan'];
@@ -30,19 +35,23 @@ export function lifecycleInputs(options: LifecycleOptions): EventInput[] {
   for (let g = 0; g < options.goals; g++) {
     const goalId = `${prefix}-g${g}`;
     out.push({ type: 'goal.submitted', goalId, data: { text: goalText(g, options.words), coordinator } });
-    for (let a = 0; a < options.actionsPerGoal; a++) {
-      const actionId = `${goalId}-a${a}`;
-      const ids = { goalId, actionId };
-      out.push({
-        type: 'action.created',
+    const actions = Array.from({ length: options.actionsPerGoal }, (_, a) => ({ goalId, actionId: `${goalId}-a${a}` }));
+    const stages = actions.map((ids, a) => [
+      {
+        type: 'action.created' as const,
         ...ids,
         data: { flowId: 'main', kind: 'builtin', description: `step ${a}`, dependsOn: [] },
-      });
-      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'ASSIGNED', data: { node: worker } });
-      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'IN_PROGRESS', data: {} });
-      out.push({ type: 'action.output', ...ids, epoch: 1, data: { ref: `out/${actionId}`, summary: `done ${a}` } });
-      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'STATUS_VERIFICATION_REQUESTED', data: {} });
-      out.push({ type: 'action.state', ...ids, epoch: 1, state: 'COMPLETED', data: {} });
+      },
+      { type: 'action.state' as const, ...ids, epoch: 1, state: 'ASSIGNED' as const, data: { node: worker } },
+      { type: 'action.state' as const, ...ids, epoch: 1, state: 'IN_PROGRESS' as const, data: {} },
+      { type: 'action.output' as const, ...ids, epoch: 1, data: { ref: `out/${ids.actionId}`, summary: `done ${a}` } },
+      { type: 'action.state' as const, ...ids, epoch: 1, state: 'STATUS_VERIFICATION_REQUESTED' as const, data: {} },
+      { type: 'action.state' as const, ...ids, epoch: 1, state: 'COMPLETED' as const, data: {} },
+    ]);
+    if (options.staged) {
+      for (let stage = 0; stage < stages[0]!.length; stage++) for (const events of stages) out.push(events[stage]!);
+    } else {
+      for (const events of stages) out.push(...events);
     }
     out.push({ type: 'goal.finished', goalId, data: { outcome: 'COMPLETED' } });
   }

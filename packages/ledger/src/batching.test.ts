@@ -1,0 +1,239 @@
+import type { LedgerEvent } from '@hermes-mesh/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkSemantics, type EventInput, expandEvent } from './events.js';
+import { type Ledger, type LedgerEntry, openLedger } from './ledger.js';
+import { tempLedgers } from './testing/temp-ledgers.js';
+import { lifecycleInputs } from './testing/workload.js';
+
+const { open, tempDir, cleanup } = tempLedgers('ledger-batch-');
+afterEach(cleanup);
+
+let clock = 1_000;
+const now = () => clock++;
+
+async function start(path = tempDir(), origin = 'node-a', snapshotEvery = 0): Promise<Ledger> {
+  const ledger = await openLedger({ path, origin, now, snapshotEvery, snapshotQuietMs: 0 });
+  open.push(ledger);
+  return ledger;
+}
+
+async function reopen(ledger: Ledger, path: string, snapshotEvery = 0): Promise<Ledger> {
+  await ledger.close();
+  open.splice(open.indexOf(ledger), 1);
+  return start(path, ledger.origin, snapshotEvery);
+}
+
+/** A goal with `n` created actions, written on `ledger`. */
+async function goalWithActions(ledger: Ledger, goalId: string, n: number): Promise<string[]> {
+  const ids = Array.from({ length: n }, (_, i) => `${goalId}-a${i}`);
+  const results = await ledger.appendMany([
+    { type: 'goal.submitted', goalId, data: { text: 'batch', coordinator: ledger.origin } },
+    ...ids.map(
+      (actionId): EventInput => ({
+        type: 'action.created',
+        goalId,
+        actionId,
+        data: { flowId: 'f', kind: 'builtin', description: actionId, dependsOn: [] },
+      }),
+    ),
+  ]);
+  expect(results.every((r) => r.ok && !r.rejected)).toBe(true);
+  return ids;
+}
+
+const assigned = (goalId: string, actionId: string, node = 'w1', epoch = 1): EventInput => ({
+  type: 'action.state',
+  goalId,
+  actionId,
+  epoch,
+  state: 'ASSIGNED',
+  data: { node },
+});
+
+function storedEvents(ledger: Ledger, from: number): LedgerEvent[] {
+  return ledger.eventsSince({}, 100_000).events.slice(from);
+}
+
+describe('appendMany packs transitions', () => {
+  it('writes a run of transitions as one action.states event, with a result per transition', async () => {
+    const ledger = await start();
+    const ids = await goalWithActions(ledger, 'g', 300);
+    const before = ledger.position();
+    const results = await ledger.appendMany(ids.map((id) => assigned('g', id)));
+    expect(ledger.position()).toBe(before + 1);
+    const [stored] = storedEvents(ledger, before);
+    expect(stored).toMatchObject({ type: 'action.states', origin: 'node-a' });
+    expect(results).toHaveLength(300);
+    results.forEach((r, i) => {
+      if (!r.ok) throw new Error(r.error);
+      expect(r.rejected).toBeUndefined();
+      expect(r.stored).toBe(stored);
+      expect(r.position).toBe(before + 1);
+      expect(r.event).toMatchObject({ type: 'action.state', actionId: ids[i], epoch: 1, state: 'ASSIGNED' });
+      expect(r.event.seq).toBe(stored!.seq);
+    });
+    expect(ledger.action(ids[7]!)).toMatchObject({ state: 'ASSIGNED', epoch: 1, node: 'w1' });
+    // To everything that reads an action, the item is an action.state event like any other.
+    expect(ledger.history(ids[7]!).map((h) => h.event.type)).toEqual(['action.created', 'action.state']);
+    expect(ledger.history(ids[7]!)[1]!.event).toEqual(results[7]!.ok && results[7]!.event);
+  });
+
+  it('rejects a transition that is illegal for its action and applies the rest of its event', async () => {
+    const ledger = await start();
+    const ids = await goalWithActions(ledger, 'g', 3);
+    const inputs: EventInput[] = ids.map((id) => assigned('g', id));
+    // COMPLETED straight from PENDING is illegal; so is an ASSIGNED that does not raise the epoch.
+    inputs[1] = { type: 'action.state', goalId: 'g', actionId: ids[1]!, epoch: 0, state: 'COMPLETED', data: {} };
+    const results = await ledger.appendMany(inputs);
+    expect(results.map((r) => r.ok && r.rejected)).toEqual([undefined, expect.stringMatching(/illegal/), undefined]);
+    expect(ledger.position()).toBe(4 + 1);
+    expect(ledger.action(ids[0]!)!.state).toBe('ASSIGNED');
+    expect(ledger.action(ids[1]!)!.state).toBe('PENDING');
+    expect(ledger.rejections({ actionId: ids[1]! })).toEqual([
+      expect.objectContaining({ actionId: ids[1], type: 'action.state', reason: expect.stringMatching(/illegal/) }),
+    ]);
+    expect(ledger.history(ids[1]!)[1]).toMatchObject({ rejected: expect.stringMatching(/illegal/) });
+  });
+
+  it('keeps a malformed transition on its own, so it alone fails', async () => {
+    const ledger = await start();
+    const ids = await goalWithActions(ledger, 'g', 4);
+    const inputs = ids.map((id) => assigned('g', id));
+    inputs[2] = { ...inputs[2]!, data: { node: 'w1', error: 42 } } as unknown as EventInput;
+    const results = await ledger.appendMany(inputs);
+    expect(results.map((r) => r.ok)).toEqual([true, true, false, true]);
+    expect(storedEvents(ledger, 5).map((e) => e.type)).toEqual(['action.states', 'action.state']);
+    expect(ledger.action(ids[3]!)!.state).toBe('ASSIGNED');
+  });
+
+  it("splits at an action's second transition, keeping the order they were written in", async () => {
+    const ledger = await start();
+    const ids = await goalWithActions(ledger, 'g', 2);
+    const started = (id: string): EventInput => ({
+      type: 'action.state',
+      goalId: 'g',
+      actionId: id,
+      epoch: 1,
+      state: 'IN_PROGRESS',
+      data: {},
+    });
+    const mine = (id: string) => assigned('g', id, 'node-a');
+    const results = await ledger.appendMany([mine(ids[0]!), mine(ids[1]!), started(ids[0]!)]);
+    expect(results.every((r) => r.ok && !r.rejected)).toBe(true);
+    expect(storedEvents(ledger, 3).map((e) => e.type)).toEqual(['action.states', 'action.state']);
+    expect(ledger.action(ids[0]!)!.state).toBe('IN_PROGRESS');
+  });
+
+  it('replays, replicates and restores from a snapshot to the same state', async () => {
+    const path = tempDir();
+    const ledger = await start(path, 'node-a', 100);
+    const inputs = lifecycleInputs({
+      prefix: 'p',
+      goals: 30,
+      actionsPerGoal: 8,
+      coordinator: 'node-a',
+      worker: 'node-a',
+      staged: true,
+    });
+    for (let i = 0; i < inputs.length; i += 50) {
+      const results = await ledger.appendMany(inputs.slice(i, i + 50));
+      expect(results.every((r) => r.ok && !r.rejected)).toBe(true);
+    }
+    const bad = await goalWithActions(ledger, 'bad', 2);
+    await ledger.appendMany([assigned('bad', bad[0]!, 'node-a'), assigned('bad', bad[1]!, 'w1', 0)]);
+    expect(ledger.rejections({ goalId: 'bad' })).toHaveLength(1);
+    const packed = storedEvents(ledger, 0).filter((e) => e.type === 'action.states').length;
+    expect(packed).toBeGreaterThan(30);
+    expect(ledger.position()).toBeLessThan(inputs.length);
+    const hash = ledger.stateHash();
+    const history = ledger.history('p-g3-a5');
+    expect(history.map((h) => h.event.state ?? h.event.type)).toEqual([
+      'action.created',
+      'ASSIGNED',
+      'IN_PROGRESS',
+      'action.output',
+      'STATUS_VERIFICATION_REQUESTED',
+      'COMPLETED',
+    ]);
+
+    // A replica fed the stored events folds them alike.
+    const replica = await start(tempDir(), 'node-b');
+    const report = await replica.ingest(storedEvents(ledger, 0));
+    expect(report.invalid).toEqual([]);
+    expect(replica.stateHash()).toBe(hash);
+
+    // Reopened from its snapshot (nothing replayed) and with a full replay: the same state, histories, rejections.
+    const again = await reopen(ledger, path, 100);
+    await again.loaded();
+    expect(again.stateHash()).toBe(hash);
+    expect(again.history('p-g3-a5')).toEqual(history);
+    expect(again.rejections({ goalId: 'bad' })).toEqual(replica.rejections({ goalId: 'bad' }));
+    // A write after the open extends a restored action whose entries are items of stored batches.
+    const more = await again.appendMany([
+      { type: 'action.state', goalId: 'bad', actionId: bad[0]!, epoch: 1, state: 'IN_PROGRESS', data: {} },
+      { type: 'action.state', goalId: 'bad', actionId: bad[1]!, epoch: 1, state: 'ASSIGNED', data: { node: 'w2' } },
+    ]);
+    expect(more.every((r) => r.ok && !r.rejected)).toBe(true);
+    expect(again.history(bad[0]!).map((h) => h.event.state ?? h.event.type)).toEqual([
+      'action.created',
+      'ASSIGNED',
+      'IN_PROGRESS',
+    ]);
+  });
+
+  it('hands subscribers the stored event, which expandEvent turns into its transitions', async () => {
+    const ledger = await start();
+    const ids = await goalWithActions(ledger, 'g', 3);
+    const seen: LedgerEntry[] = [];
+    const stop = ledger.subscribe(ledger.position(), (entries) => seen.push(...entries));
+    await ledger.appendMany(ids.map((id) => assigned('g', id)));
+    await new Promise((r) => setTimeout(r, 20));
+    stop();
+    expect(seen).toHaveLength(1);
+    expect(expandEvent(seen[0]!.event).map((e) => [e.type, e.actionId, e.state])).toEqual(
+      ids.map((id) => ['action.state', id, 'ASSIGNED']),
+    );
+    const plain = { origin: 'x', seq: 1, lamport: 1, ts: 0, type: 'node.left', data: { reason: '' } };
+    expect(expandEvent(plain)).toEqual([plain]);
+  });
+});
+
+describe('action.states from the wire', () => {
+  const batch = (items: unknown[]): LedgerEvent => ({
+    origin: 'peer',
+    seq: 1,
+    lamport: 1,
+    ts: 0,
+    type: 'action.states',
+    data: { items },
+  });
+  const item = (actionId: string, state = 'IN_PROGRESS', data: object = {}) => ({
+    goalId: 'g',
+    actionId,
+    epoch: 1,
+    state,
+    data,
+  });
+
+  it('refuses an empty batch, an action named twice, ASSIGNED without a node and a bad item', () => {
+    expect(checkSemantics(batch([]))).toMatch(/at least one item/);
+    expect(checkSemantics(batch([item('a'), item('a')]))).toMatch(/names action a twice/);
+    expect(checkSemantics(batch([item('a', 'ASSIGNED')]))).toMatch(/ASSIGNED needs data.node/);
+    expect(checkSemantics(batch([item('a', 'NOT_A_STATE')]))).toMatch(/action.states data/);
+    expect(checkSemantics(batch([item('a'), item('b', 'ASSIGNED', { node: 'w' })]))).toBeUndefined();
+  });
+
+  it('keeps a refused batch in its origin log, folds none of it, and the replica goes on', async () => {
+    const ledger = await start();
+    const report = await ledger.ingest([
+      batch([item('a'), item('a')]),
+      { origin: 'peer', seq: 2, lamport: 2, ts: 0, type: 'node.left', data: { reason: 'bye' } },
+    ]);
+    expect(report.accepted).toBe(2);
+    expect(ledger.versionVector()).toEqual({ peer: 2 });
+    expect(ledger.action('a')).toBeUndefined();
+    expect(ledger.rejections().filter((r) => r.seq === 1)).toEqual([
+      expect.objectContaining({ type: 'action.states', reason: expect.stringMatching(/twice/) }),
+    ]);
+  });
+});

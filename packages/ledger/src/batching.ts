@@ -1,0 +1,96 @@
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { type EventInput, MAX_BATCH_ITEMS, TRANSITION_DATA, type TransitionItem } from './events.js';
+
+/**
+ * How appendMany writes many action transitions as one action.states event. Every event costs every replica
+ * the same: an envelope to encode, a stored entry, an index entry, a place in a gossip message, a decode and
+ * the garbage left after. A placement pass, a worker's tick or a batch of verdicts moves hundreds of actions at
+ * once, so one event for the lot cuts that cost by as much.
+ *
+ * Only runs of plain, small transitions are packed: a bad one stays on its own (so it alone fails, as it would
+ * unpacked), a large one too (so an event stays well under the gossip and sync caps), and an action appears at
+ * most once per event (its later transition starts the next one, keeping the order they were written in).
+ */
+
+/** A run shorter than this stays as separate events (one is cheaper as itself). */
+const MIN_ITEMS = 2;
+/** A transition estimated larger than this is written on its own. */
+const MAX_ITEM_BYTES = 16 * 1024;
+/** Most estimated bytes of one packed event (gossip messages are capped at 1 MiB). */
+const MAX_EVENT_BYTES = 128 * 1024;
+
+const dataChecker = TypeCompiler.Compile(TRANSITION_DATA);
+
+export interface Packed {
+  inputs: EventInput[];
+  /** For each input given: the index of the input it went into, and its item there (-1: written as itself). */
+  placed: Array<readonly [input: number, item: number]>;
+}
+
+export function packTransitions(inputs: readonly EventInput[]): Packed {
+  const out: EventInput[] = [];
+  const placed: Array<readonly [number, number]> = new Array(inputs.length);
+  let items: TransitionItem[] = [];
+  let from: number[] = [];
+  let ids = new Set<string>();
+  let bytes = 0;
+  const close = () => {
+    if (items.length >= MIN_ITEMS) {
+      from.forEach((original, i) => {
+        placed[original] = [out.length, i];
+      });
+      out.push({ type: 'action.states', data: { items } });
+    } else {
+      for (const original of from) {
+        placed[original] = [out.length, -1];
+        out.push(inputs[original]!);
+      }
+    }
+    items = [];
+    from = [];
+    ids = new Set();
+    bytes = 0;
+  };
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i]!;
+    const size = packableSize(input);
+    if (size === undefined) {
+      close();
+      placed[i] = [out.length, -1];
+      out.push(input);
+      continue;
+    }
+    const actionId = input.actionId!;
+    if (ids.has(actionId) || items.length >= MAX_BATCH_ITEMS || bytes + size > MAX_EVENT_BYTES) close();
+    ids.add(actionId);
+    bytes += size;
+    from.push(i);
+    items.push({
+      goalId: input.goalId!,
+      actionId,
+      epoch: input.epoch!,
+      state: input.state!,
+      data: input.data as TransitionItem['data'],
+    });
+  }
+  close();
+  return { inputs: out, placed };
+}
+
+/** The estimated encoded size of a transition that can be packed; undefined when it must stay on its own. */
+function packableSize(input: EventInput): number | undefined {
+  if (input.type !== 'action.state') return undefined;
+  const { goalId, actionId, epoch, state } = input;
+  if (typeof goalId !== 'string' || typeof actionId !== 'string' || typeof epoch !== 'number') return undefined;
+  if (typeof state !== 'string' || !dataChecker.Check(input.data)) return undefined;
+  const data = input.data as TransitionItem['data'];
+  // Fallback plans carry a whole spec; ASSIGNED without a node is refused: both stay on their own.
+  if (data.spec !== undefined || data.kind !== undefined || (state === 'ASSIGNED' && !data.node)) return undefined;
+  let size = 160 + goalId.length + actionId.length + (data.error?.length ?? 0) + (data.reason?.length ?? 0);
+  const output = data.output;
+  if (output) {
+    if (output.value !== undefined && output.bytes === undefined) return undefined;
+    size += output.ref.length + (output.summary?.length ?? 0) + (output.value === undefined ? 0 : output.bytes!);
+  }
+  return size <= MAX_ITEM_BYTES ? size : undefined;
+}
