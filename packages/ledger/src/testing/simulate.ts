@@ -19,6 +19,8 @@ export interface HistoryOptions {
   steps?: number;
   /** Share of steps that emit a random, usually wrong, event instead of a legal move. */
   noise?: number;
+  /** Transitions one origin writes back to back (distinct actions) become one action.states event. */
+  batched?: boolean;
 }
 
 export const COORDINATORS = ['coord-a', 'coord-b'];
@@ -40,7 +42,7 @@ interface SimAction {
  * earlier event, so legal moves stay legal in replay order.
  */
 export function simulateHistory(seed: number, options: HistoryOptions = {}): LedgerEvent[] {
-  const { goals = 3, actionsPerGoal = 3, steps = 60, noise = 0 } = options;
+  const { goals = 3, actionsPerGoal = 3, steps = 60, noise = 0, batched = false } = options;
   const random = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const seqs = new Map<string, number>();
@@ -75,7 +77,58 @@ export function simulateHistory(seed: number, options: HistoryOptions = {}): Led
     if (random() < noise) emitNoise(action, emit, pick, random);
     else emitLegalMove(action, emit, pick, random);
   }
-  return events;
+  return batched ? batchTransitions(events) : events;
+}
+
+/**
+ * Packs each run of action.state events one origin wrote back to back (distinct actions) into one action.states
+ * event at the run's last Lamport clock, as a placement pass or a worker's tick writes them; seqs are renumbered.
+ * Invalid items stay in (noise): the fold must then refuse the whole event, alike on every replica.
+ */
+function batchTransitions(events: LedgerEvent[]): LedgerEvent[] {
+  const out: LedgerEvent[] = [];
+  const seqs = new Map<string, number>();
+  const push = (event: LedgerEvent) => {
+    const seq = (seqs.get(event.origin) ?? 0) + 1;
+    seqs.set(event.origin, seq);
+    out.push({ ...event, seq });
+  };
+  for (let i = 0; i < events.length; ) {
+    const first = events[i]!;
+    let end = i + 1;
+    const ids = new Set([first.actionId]);
+    if (first.type === 'action.state') {
+      while (end < events.length) {
+        const next = events[end]!;
+        if (next.type !== 'action.state' || next.origin !== first.origin || ids.has(next.actionId)) break;
+        ids.add(next.actionId);
+        end++;
+      }
+    }
+    if (end - i < 2) {
+      push(first);
+      i++;
+      continue;
+    }
+    const run = events.slice(i, end);
+    const items = run.map((e) => ({
+      goalId: e.goalId,
+      actionId: e.actionId,
+      epoch: e.epoch,
+      state: e.state,
+      data: e.data,
+    }));
+    push({
+      origin: first.origin,
+      seq: 0,
+      lamport: run[run.length - 1]!.lamport,
+      ts: first.ts,
+      type: 'action.states',
+      data: { items },
+    });
+    i = end;
+  }
+  return out;
 }
 
 type Emit = (origin: string, fields: Omit<LedgerEvent, 'origin' | 'seq' | 'lamport' | 'ts'>) => void;
