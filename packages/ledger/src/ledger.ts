@@ -132,8 +132,17 @@ export interface Ledger {
   /** Whether any origin has events waiting behind a gap (cheaper than gaps()). */
   hasGaps(): boolean;
   versionVector(): VersionVector;
-  /** Durable events the holder of `have` lacks, one page; `upTo` bounds it to given origins and seqs (a gap). */
-  eventsSince(have: VersionVector, limit: number, maxBytes?: number, upTo?: VersionVector): EventPage;
+  /**
+   * Durable events the holder of `have` lacks, one page; `upTo` bounds it to given origins and seqs (a gap),
+   * `maxPosition` to events at or below a local position.
+   */
+  eventsSince(
+    have: VersionVector,
+    limit: number,
+    maxBytes?: number,
+    upTo?: VersionVector,
+    maxPosition?: number,
+  ): EventPage;
   /** Highest durable local position. */
   position(): number;
   /**
@@ -939,8 +948,14 @@ class LevelLedger implements Ledger {
     return this.core.counts();
   }
 
-  eventsSince(have: VersionVector, limit: number, maxBytes?: number, upTo?: VersionVector): EventPage {
-    const limits: PageLimits = { limit, maxPosition: this.durable };
+  eventsSince(
+    have: VersionVector,
+    limit: number,
+    maxBytes?: number,
+    upTo?: VersionVector,
+    maxPosition?: number,
+  ): EventPage {
+    const limits: PageLimits = { limit, maxPosition: Math.min(this.durable, maxPosition ?? this.durable) };
     if (maxBytes !== undefined) limits.maxBytes = maxBytes;
     if (upTo !== undefined) limits.upTo = upTo;
     // Until the events under the snapshot are read, a page stops short of them (the requester asks again).

@@ -204,6 +204,39 @@ describe('replication over the in-memory mesh', () => {
     expect(b.replicator.stats()).toMatchObject({ syncRounds: 2, pulledEvents: 10 });
   });
 
+  it('a periodic pull leaves what gossip is still bringing, and repairs what it lost once settled', async () => {
+    // Gossip from a is slow (300 ms) but arrives; pulls run every 50 ms and ask only for what a has held 1 s.
+    let dropping = false;
+    const slow = { gossipDelayMs: 300, deliverGossip: (from: string) => !(dropping && from === 'a') };
+    const network = createMemoryNetwork(slow);
+    const all: Replica[] = [];
+    for (const id of ['a', 'b']) {
+      const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
+      const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
+      const mesh = network.node(id);
+      const replicator = await createReplicator({ ledger, mesh, intervalMs: 50, settledMs: 1_000 });
+      cleanup.push(async () => {
+        replicator.stop();
+        await ledger.close();
+        rmSync(path, { recursive: true, force: true });
+      });
+      all.push({ id, ledger, replicator, mesh });
+    }
+    const [a, b] = all as [Replica, Replica];
+    network.connectAll(['a', 'b']);
+    await waitFor(() => b.replicator.stats().syncRounds >= 1, 'the sync round on connect');
+    const written = await writeGoals(a, 20);
+    await waitFor(() => b.ledger.position() === written, 'b to get everything by gossip');
+    expect(b.replicator.stats().pulledEvents).toBe(0);
+    // Now a's gossip is lost: a periodic pull brings it, once a has held it for the settled time.
+    dropping = true;
+    const t0 = Date.now();
+    const more = await writeGoals(a, 5, 'late');
+    await waitFor(() => b.ledger.position() === written + more, 'b to pull what gossip lost');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(b.replicator.stats().pulledEvents).toBe(more);
+  });
+
   it('converges over lossy gossip: gaps are held, then pulled', async () => {
     const random = seededRandom(7);
     // Pushed at once (no coalescing window), so small sequential batches are many gossip messages: a lost one is

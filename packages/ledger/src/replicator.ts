@@ -8,6 +8,12 @@ export interface ReplicatorInit {
   mesh: MeshNode;
   /** Anti-entropy period: pull from every connected peer this often (default 5000 ms; 0 = only on connect/gaps). */
   intervalMs?: number;
+  /**
+   * A periodic pull asks only for events its peer has held this long (default 2000 ms): it repairs what gossip
+   * lost, and during a burst what was written just now is still on its way (pulling it sent everything twice).
+   * Pulls on connect and on a gap ask for everything missing.
+   */
+  settledMs?: number;
   /** Most events asked for per sync page (default 5000). */
   pageLimit?: number;
   /** Most event bytes served per sync page (default 6 MiB, under the 8 MiB sync-res cap). */
@@ -52,6 +58,7 @@ export interface Replicator {
 
 const DEFAULTS = {
   intervalMs: 5000,
+  settledMs: 2000,
   pageLimit: 5000,
   pageBytes: 6 * 1024 * 1024,
   pushBatch: 500,
@@ -85,29 +92,50 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     stats.lastError = err instanceof Error ? err.message : String(err);
   };
 
+  /**
+   * Where the local log stood at a time in the last minute (sampled as events become durable): events at or
+   * below it have been held at least since then.
+   */
+  // What the log held at start is old: it counts as settled from the beginning of time.
+  const durableAt: Array<[time: number, position: number]> = [[0, ledger.position()]];
+  function positionAsOf(time: number): number {
+    let at = 0;
+    for (const [t, position] of durableAt) {
+      if (t > time) break;
+      at = position;
+    }
+    return at;
+  }
+
   await mesh.handle(PROTOCOLS.ledgerSync, async (request) => {
     if (stopped || request.kind !== 'sync-req') return undefined;
-    const body = request.body as { have: VersionVector; limit: number; upTo?: VersionVector };
+    const body = request.body as { have: VersionVector; limit: number; upTo?: VersionVector; settledMs?: number };
     stats.servedPages++;
     // After an open from a snapshot, the events under it are readable once loaded: serve whole pages.
     await ledger.loaded();
     const limit = Math.min(body.limit, options.pageLimit);
-    const page = ledger.eventsSince(body.have, limit, options.pageBytes, body.upTo);
+    const maxPosition = body.settledMs === undefined ? undefined : positionAsOf(Date.now() - body.settledMs);
+    const page = ledger.eventsSince(body.have, limit, options.pageBytes, body.upTo, maxPosition);
     return { kind: 'sync-res', body: page };
   });
 
-  /** Pulls what this replica lacks from `peer`, page by page; `upTo` bounds the pull to a gap's missing range. */
-  async function pullFrom(peer: string, upTo?: VersionVector): Promise<number> {
+  /**
+   * Pulls what this replica lacks from `peer`, page by page; `upTo` bounds the pull to a gap's missing range,
+   * `settledMs` to what the peer has held that long.
+   */
+  async function pullFrom(peer: string, upTo?: VersionVector, settledMs?: number): Promise<number> {
     let gained = 0;
     for (;;) {
       const have = ledger.versionVector();
-      const reply = await mesh.request(
-        peer,
-        PROTOCOLS.ledgerSync,
-        'sync-req',
-        { have, limit: options.pageLimit, ...(upTo ? { upTo } : {}) },
-        { timeoutMs: options.timeoutMs },
-      );
+      const request = {
+        have,
+        limit: options.pageLimit,
+        ...(upTo ? { upTo } : {}),
+        ...(settledMs ? { settledMs } : {}),
+      };
+      const reply = await mesh.request(peer, PROTOCOLS.ledgerSync, 'sync-req', request, {
+        timeoutMs: options.timeoutMs,
+      });
       if (reply.kind !== 'sync-res') throw new Error(`${peer} answered sync-req with ${reply.kind}`);
       const page = reply.body as { events: LedgerEvent[]; more: boolean };
       const report = await ledger.ingest(page.events);
@@ -119,13 +147,13 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     }
   }
 
-  function syncWith(peer: string, upTo?: VersionVector): Promise<number> {
+  function syncWith(peer: string, upTo?: VersionVector, settledMs?: number): Promise<number> {
     const running = inFlight.get(peer);
     if (running) {
       again.add(peer);
       return running;
     }
-    const pull = pullFrom(peer, upTo)
+    const pull = pullFrom(peer, upTo, settledMs)
       .catch((err) => {
         fail(err);
         return 0;
@@ -147,6 +175,14 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   let outbox: LedgerEvent[] = [];
   let flushScheduled = false;
   const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
+    // One sample per 100 ms (within it the last one moves up: a settled page may then reach up to 100 ms past
+    // its window, never miss an event for good); a minute of them, the oldest saying where the log stood before.
+    const now = Date.now();
+    const position = entries[entries.length - 1]!.position;
+    const last = durableAt[durableAt.length - 1]!;
+    if (now - last[0] < 100) last[1] = position;
+    else durableAt.push([now, position]);
+    while (durableAt.length > 2 && durableAt[1]![0] < now - 60_000) durableAt.shift();
     for (const { event } of entries) if (event.origin === ledger.origin) outbox.push(event);
     if (outbox.length > 0 && !flushScheduled) {
       flushScheduled = true;
@@ -219,7 +255,10 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   const offConnect = mesh.on('peer:connect', (peer) => {
     if (!stopped) void syncWith(peer);
   });
-  const timer = options.intervalMs > 0 ? setInterval(() => void syncAll(), options.intervalMs) : undefined;
+  const periodic = () => {
+    for (const peer of mesh.connectedPeers()) void syncWith(peer, undefined, options.settledMs);
+  };
+  const timer = options.intervalMs > 0 ? setInterval(periodic, options.intervalMs) : undefined;
   timer?.unref();
 
   return {

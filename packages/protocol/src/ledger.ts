@@ -52,6 +52,11 @@ export const SyncRequest = Type.Object({
   limit: Int(1, 100_000),
   /** Only these origins, each up to and including this seq: a gap fill asks for the missing range, no more. */
   upTo: Type.Optional(VersionVector),
+  /**
+   * Only events the responder has held for at least this many ms. A periodic pull repairs what gossip lost;
+   * what was written just now is most likely still on its way by gossip, and pulling it too would send it twice.
+   */
+  settledMs: Type.Optional(Int(0, 600_000)),
 });
 export type SyncRequest = Static<typeof SyncRequest>;
 
