@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createMeshNode, parseMeshKey } from '@hermes-mesh/mesh';
-import { encodeMessage, sampleAdvert, topics } from '@hermes-mesh/protocol';
+import { encodeMessage, PROTOCOLS, sampleAdvert, topics } from '@hermes-mesh/protocol';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -147,6 +147,15 @@ describe('five hermesd processes on loopback', () => {
           (await count('sender-mismatch')) >= 1,
         'every rejection counted on the target',
       );
+      // The direct advert stream: an advert about another node is refused and counted; one's own is taken.
+      const mismatches = await count('sender-mismatch');
+      const impostor = sampleAdvert({ nodeId: target.peerId, name: 'impostor', seq: Date.now() });
+      await rogue.notify(target.peerId, PROTOCOLS.advert, 'advert', impostor);
+      await waitFor(async () => (await count('sender-mismatch')) > mismatches, 'the forged direct advert counted');
+      const own = sampleAdvert({ nodeId: rogue.peerId, name: 'rogue-direct', addrs: rogue.addrs() });
+      await rogue.notify(target.peerId, PROTOCOLS.advert, 'advert', own);
+      await waitFor(async () => (await peersOf(target)).some((p) => p.name === 'rogue-direct'), 'the direct advert');
+      expect((await peersOf(target)).find((p) => p.self)?.name).not.toBe('impostor');
       expect((await target.get<{ nodeId: string }>('/v1/node')).nodeId).toBe(target.peerId);
       expect(target.proc.exitCode).toBeNull();
       expect(target.output()).toContain('rejected a message from a peer');

@@ -12,7 +12,7 @@ import {
   type MeshNode,
 } from '@hermes-mesh/mesh';
 import { createProber, type ProbeResult } from '@hermes-mesh/probe';
-import { type Advert, createRejectionLog } from '@hermes-mesh/protocol';
+import { type Advert, createRejectionLog, PROTOCOLS } from '@hermes-mesh/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createApi } from './api.js';
@@ -66,6 +66,9 @@ async function claimDataDir(dataDir: string): Promise<void> {
     `data dir ${dataDir} is in use by hermesd pid ${previous.pid} (${previous.api}); stop it or pick another --data-dir`,
   );
 }
+
+/** Adverts go on gossip every this many heartbeats; directly to each connected peer on every one. */
+const ADVERT_GOSSIP_EVERY = 5;
 
 /** Starts hermesd: identity, mesh key, probe, libp2p mesh, membership, adverts and the local API. */
 /** What a plugin (the coordinator service) gets: the node's parts, before the API starts listening. */
@@ -213,9 +216,27 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   });
   if (!registered.ok) log.warn({ error: registered.error }, 'could not record this node in the ledger');
 
+  /**
+   * Each heartbeat the advert goes straight to every connected peer, over a kept-open stream: one write per peer,
+   * no signature (noise already authenticates the sender), nothing forwarded. On gossip, which costs every node a
+   * signature check, a decode and forwarded duplicates, it goes every ADVERT_GOSSIP_EVERY-th heartbeat, so a node
+   * learns of peers it is not connected to yet; and every heartbeat while a live member is not connected here
+   * (then gossip is how that member hears us). Nodes dial every member they learn of, so that is rare.
+   */
+  let beat = 0;
+  const sendAdvertTo = (peer: string) =>
+    mesh
+      .notify(peer, PROTOCOLS.advert, 'advert', current)
+      .catch((err) => log.debug({ peer, err: String(err) }, 'could not send advert directly'));
   const publishAdvert = async () => {
     current = buildAdvert();
     membership.observeAdvert(current);
+    const connected = new Set(mesh.connectedPeers());
+    for (const peer of connected) void sendAdvertTo(peer);
+    const unreached = membership
+      .members()
+      .some((m) => !m.self && (m.state === 'alive' || m.state === 'suspect') && !connected.has(m.nodeId));
+    if (beat++ % ADVERT_GOSSIP_EVERY !== 0 && !unreached) return;
     try {
       await mesh.publish('advert', current);
       metrics.published.inc({ kind: 'advert' });
@@ -223,6 +244,17 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
       log.warn({ err: String(err) }, 'could not publish advert');
     }
   };
+  await mesh.listen(PROTOCOLS.advert, (message, peer) => {
+    if (message.kind !== 'advert' || message.body.nodeId !== peer) {
+      const detail = `direct ${message.kind} from ${peer} about ${(message.body as { nodeId?: string }).nodeId}`;
+      rejections.record(peer, { reason: 'sender-mismatch', kind: message.kind, detail });
+      return;
+    }
+    metrics.received.inc({ kind: 'advert' });
+    membership.observeAdvert(message.body);
+  });
+  // A new connection hears from us at once, not a heartbeat later.
+  mesh.on('peer:connect', (peer) => void sendAdvertTo(peer));
   await publishAdvert();
 
   const timers: NodeJS.Timeout[] = [];
@@ -240,13 +272,14 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     timers.push(timer);
   };
   every(config.heartbeatMs, publishAdvert);
-  every(Math.min(250, Math.max(50, config.heartbeatMs / 4)), () => {
-    membership.tick();
+  // Half a heartbeat: a silent peer is marked suspect or dead within that of its deadline.
+  every(Math.min(500, Math.max(50, config.heartbeatMs / 2)), () => membership.tick());
+  metrics.live.members = () => {
     const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
     for (const m of membership.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
-    for (const [state, n] of Object.entries(counts)) metrics.members.set({ state }, n);
-    metrics.connectedPeers.set(mesh.connectedPeers().length);
-  });
+    return counts;
+  };
+  metrics.live.connectedPeers = () => mesh.connectedPeers().length;
   every(config.probeIntervalMs, async () => {
     const next = await prober.probe();
     metrics.probeSeconds.observe(next.durationMs / 1000);

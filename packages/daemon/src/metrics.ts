@@ -3,6 +3,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 /** The daemon's Prometheus metrics, one registry per daemon so tests can run several in one process. */
 export function createDaemonMetrics() {
   const registry = new Registry();
+  /** Read at scrape time (membership, connections): nothing is counted on a timer while nobody looks. */
+  const live = { members: (): Record<string, number> => ({}), connectedPeers: (): number => 0 };
   // prom-client samples event-loop delay every 10 ms by default: 0.6% of a core on an idle daemon. 100 ms is plenty.
   collectDefaultMetrics({ register: registry, prefix: 'hermesd_', eventLoopMonitoringPrecision: 100 });
   return {
@@ -25,16 +27,23 @@ export function createDaemonMetrics() {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
+    live,
     members: new Gauge({
       name: 'hermes_members',
       help: 'Nodes in the membership table, by state',
       labelNames: ['state'] as const,
       registers: [registry],
+      collect() {
+        for (const [state, n] of Object.entries(live.members())) this.set({ state }, n);
+      },
     }),
     connectedPeers: new Gauge({
       name: 'hermes_connected_peers',
       help: 'Open libp2p peer connections',
       registers: [registry],
+      collect() {
+        this.set(live.connectedPeers());
+      },
     }),
     probeSeconds: new Histogram({
       name: 'hermes_probe_duration_seconds',

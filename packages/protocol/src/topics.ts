@@ -9,6 +9,8 @@ export const PROTOCOLS = {
   /** One-way: a worker's own new ledger events, straight to the coordinators that assign it work (gossip is slower). */
   report: '/hermes/report/1.0.0',
   ledgerSync: '/hermes/ledger-sync/1.0.0',
+  /** One-way: a node's advert, every heartbeat, straight to each peer it is connected to (see hermesd). */
+  advert: '/hermes/advert/1.0.0',
 } as const;
 
 export const MESH_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
