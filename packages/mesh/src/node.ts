@@ -309,7 +309,7 @@ class Libp2pMeshNode implements MeshNode {
   /** Open outbound streams, one per protocol and peer, made on first use and again after one fails. */
   private readonly outbound = new Map<string, Promise<Outbound>>();
 
-  private outboundTo(peer: string, protocol: string, signal: AbortSignal): Promise<Outbound> {
+  private outboundTo(peer: string, protocol: string, signal?: AbortSignal): Promise<Outbound> {
     const key = `${protocol} ${peer}`;
     const existing = this.outbound.get(key);
     if (existing) {
@@ -325,7 +325,7 @@ class Libp2pMeshNode implements MeshNode {
    * The kept-open stream, open at the moment this resolves. A stream can close between the check in outboundTo
    * and the caller's turn (its close event runs in between); then one fresh stream is opened.
    */
-  private async openOutboundTo(peer: string, protocol: string, signal: AbortSignal): Promise<Outbound> {
+  private async openOutboundTo(peer: string, protocol: string, signal?: AbortSignal): Promise<Outbound> {
     const first = await this.outboundTo(peer, protocol, signal);
     if (first.framed.isOpen) return first;
     const second = await this.outboundTo(peer, protocol, signal);
@@ -333,9 +333,11 @@ class Libp2pMeshNode implements MeshNode {
     return second;
   }
 
-  private openOutbound(key: string, peer: string, protocol: string, signal: AbortSignal): Promise<Outbound> {
+  /** Opens the stream; without a signal, gives up after OPEN_TIMEOUT_MS. */
+  private openOutbound(key: string, peer: string, protocol: string, signal?: AbortSignal): Promise<Outbound> {
     const opening = (async () => {
-      const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, { signal });
+      const options = { signal: signal ?? AbortSignal.timeout(OPEN_TIMEOUT_MS) };
+      const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, options);
       const pending: Pending[] = [];
       const framed = new FramedStream(
         stream,
@@ -412,7 +414,8 @@ class Libp2pMeshNode implements MeshNode {
    */
   async notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void> {
     const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
-    const { framed } = await this.openOutboundTo(peer, protocol, AbortSignal.timeout(10_000));
+    // No timeout signal per message (each one is a timer): only opening the stream can wait, and it has its own.
+    const { framed } = await this.openOutboundTo(peer, protocol);
     framed.send(bytes);
   }
 
@@ -430,6 +433,9 @@ class Libp2pMeshNode implements MeshNode {
     await this.libp2p.stop();
   }
 }
+
+/** How long opening a kept-open stream may take when the caller gives no signal of its own. */
+const OPEN_TIMEOUT_MS = 10_000;
 
 const hex = (bytes: Uint8Array | undefined) =>
   bytes ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex') : '';
