@@ -46,6 +46,24 @@ function waitForEntries(ledger: Ledger, from: number, count: number): Promise<Le
 }
 
 describe('openLedger', () => {
+  it('hashes the state once per log position, however often it is asked', async () => {
+    const ledger = await start();
+    const core = (ledger as unknown as { core: { stateHash(): string } }).core;
+    let hashed = 0;
+    const hash = core.stateHash.bind(core);
+    core.stateHash = () => {
+      hashed++;
+      return hash();
+    };
+    await ledger.append(submit('g1', 'one'));
+    const first = ledger.stateHash();
+    expect(ledger.stateHash()).toBe(first);
+    expect(hashed).toBe(1);
+    await ledger.append(submit('g2', 'two'));
+    expect(ledger.stateHash()).not.toBe(first);
+    expect(hashed).toBe(2);
+  });
+
   it('appends, folds and reloads the same state', async () => {
     const path = tempDir();
     const ledger = await start(path);

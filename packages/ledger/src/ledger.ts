@@ -941,8 +941,13 @@ class LevelLedger implements Ledger {
   search(query: string, limit?: number) {
     return this.core.search(query, limit);
   }
+  /** The last hash and the log position it was taken at: every change to the state comes with a new event. */
+  private hashed: { position: number; hash: string } | undefined;
   stateHash() {
-    return this.core.stateHash();
+    // Hashing walks the whole state (seconds at a million events); a status poll between writes pays nothing.
+    const position = this.core.position;
+    if (this.hashed?.position !== position) this.hashed = { position, hash: this.core.stateHash() };
+    return this.hashed.hash;
   }
   counts() {
     return this.core.counts();
