@@ -57,6 +57,17 @@ describe('five hermesd processes on loopback', () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
   });
 
+  it('stays alive between full adverts on beats sent straight to each peer', async () => {
+    // Longer than the dead timeout: gossip carries an advert every 5th heartbeat only, and a direct advert goes
+    // only when it changed; the beats in between are what keep every peer alive.
+    await new Promise((r) => setTimeout(r, DEAD_AFTER_MS + 1_000));
+    for (const node of nodes) {
+      expect((await peersOf(node)).filter((p) => p.state === 'alive')).toHaveLength(5);
+    }
+    const beats = counterValue(await nodes[2]!.metrics(), 'hermes_messages_received_total', { kind: 'beat' });
+    expect(beats).toBeGreaterThan(0);
+  });
+
   it('kill -9 of one: the others mark it dead within the timeout + 1 s', async () => {
     const victim = nodes[2]!;
     const others = nodes.filter((n) => n !== victim);
@@ -156,6 +167,9 @@ describe('five hermesd processes on loopback', () => {
       await rogue.notify(target.peerId, PROTOCOLS.advert, 'advert', own);
       await waitFor(async () => (await peersOf(target)).some((p) => p.name === 'rogue-direct'), 'the direct advert');
       expect((await peersOf(target)).find((p) => p.self)?.name).not.toBe('impostor');
+      const beforeBeat = await count('sender-mismatch');
+      await rogue.notify(target.peerId, PROTOCOLS.advert, 'beat', { nodeId: nodes[1]!.peerId, seq: 1 });
+      await waitFor(async () => (await count('sender-mismatch')) > beforeBeat, 'the forged beat counted');
       expect((await target.get<{ nodeId: string }>('/v1/node')).nodeId).toBe(target.peerId);
       expect(target.proc.exitCode).toBeNull();
       expect(target.output()).toContain('rejected a message from a peer');

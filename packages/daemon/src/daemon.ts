@@ -218,25 +218,40 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
 
   /**
    * Each heartbeat the advert goes straight to every connected peer, over a kept-open stream: one write per peer,
-   * no signature (noise already authenticates the sender), nothing forwarded. On gossip, which costs every node a
+   * no signature (noise already authenticates the sender), nothing forwarded; while it is what that peer was
+   * last sent, only a small beat goes (and the whole advert again every ADVERT_GOSSIP_EVERY-th heartbeat). On gossip, which costs every node a
    * signature check, a decode and forwarded duplicates, it goes every ADVERT_GOSSIP_EVERY-th heartbeat, so a node
    * learns of peers it is not connected to yet; and every heartbeat while a live member is not connected here
    * (then gossip is how that member hears us). Nodes dial every member they learn of, so that is rare.
    */
   let beat = 0;
-  const sendAdvertTo = (peer: string) =>
-    mesh
-      .notify(peer, PROTOCOLS.advert, 'advert', current)
-      .catch((err) => log.debug({ peer, err: String(err) }, 'could not send advert directly'));
+  /** What each peer was last sent directly (the advert without its seq): while it holds, a beat says enough. */
+  const sentTo = new Map<string, string>();
+  const sendAdvertTo = (peer: string, content?: string) => {
+    const same = content !== undefined && sentTo.get(peer) === content;
+    const sent = same
+      ? mesh.notify(peer, PROTOCOLS.advert, 'beat', { nodeId: mesh.peerId, seq: current.seq })
+      : mesh.notify(peer, PROTOCOLS.advert, 'advert', current);
+    if (content !== undefined) sentTo.set(peer, content);
+    return sent.catch((err) => {
+      sentTo.delete(peer);
+      log.debug({ peer, err: String(err) }, 'could not send advert directly');
+    });
+  };
+  mesh.on('peer:disconnect', (peer) => sentTo.delete(peer));
   const publishAdvert = async () => {
     current = buildAdvert();
     membership.observeAdvert(current);
+    const gossipNow = beat++ % ADVERT_GOSSIP_EVERY === 0;
+    // Every ADVERT_GOSSIP_EVERY-th beat the whole advert goes to everyone again (a peer may have missed one).
+    if (gossipNow) sentTo.clear();
+    const content = JSON.stringify({ ...current, seq: 0 });
     const connected = new Set(mesh.connectedPeers());
-    for (const peer of connected) void sendAdvertTo(peer);
+    for (const peer of connected) void sendAdvertTo(peer, content);
     const unreached = membership
       .members()
       .some((m) => !m.self && (m.state === 'alive' || m.state === 'suspect') && !connected.has(m.nodeId));
-    if (beat++ % ADVERT_GOSSIP_EVERY !== 0 && !unreached) return;
+    if (!gossipNow && !unreached) return;
     try {
       await mesh.publish('advert', current);
       metrics.published.inc({ kind: 'advert' });
@@ -245,13 +260,14 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     }
   };
   await mesh.listen(PROTOCOLS.advert, (message, peer) => {
-    if (message.kind !== 'advert' || message.body.nodeId !== peer) {
+    if ((message.kind !== 'advert' && message.kind !== 'beat') || message.body.nodeId !== peer) {
       const detail = `direct ${message.kind} from ${peer} about ${(message.body as { nodeId?: string }).nodeId}`;
       rejections.record(peer, { reason: 'sender-mismatch', kind: message.kind, detail });
       return;
     }
-    metrics.received.inc({ kind: 'advert' });
-    membership.observeAdvert(message.body);
+    metrics.received.inc({ kind: message.kind });
+    if (message.kind === 'advert') membership.observeAdvert(message.body);
+    else membership.observeLife(peer);
   });
   // A new connection hears from us at once, not a heartbeat later.
   mesh.on('peer:connect', (peer) => void sendAdvertTo(peer));

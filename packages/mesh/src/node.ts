@@ -55,6 +55,12 @@ export interface MeshNodeInit {
   mdns?: boolean;
   /** How often lost bootstrap peers are redialled. Default 2 s. */
   reconnectMs?: number;
+  /**
+   * How often libp2p pings each connection to find dead ones. Default 60 s: each ping opens a stream (about a
+   * third of an idle daemon's CPU at libp2p's 10 s), and hermesd learns that a peer went silent from its adverts
+   * within seconds; this only clears connections left half-open.
+   */
+  pingIntervalMs?: number;
   maxConnections?: number;
   logger?: MeshLogger;
   /** Gossipsub overrides (tests, tuning). */
@@ -476,6 +482,7 @@ export async function createMeshNode(
     streamMuxers: [yamux()],
     // Loaded only when asked for: most meshes join by bootstrap address, and every module costs idle memory.
     peerDiscovery: init.mdns ? [(await import('@libp2p/mdns')).mdns({ serviceTag: `hermes-${meshId}.local` })] : [],
+    connectionMonitor: { pingInterval: init.pingIntervalMs ?? 60_000 },
     connectionManager: {
       maxConnections: init.maxConnections ?? 200,
       // libp2p's default (5 new connections per second per remote host) starves a mesh whose nodes share

@@ -3,7 +3,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Packr } from 'msgpackr';
 import { AckBatch, AssignBatch } from './assign.js';
 import { EventBatch, SyncRequest, SyncResponse } from './ledger.js';
-import { Advert, Leave } from './schema.js';
+import { Advert, Beat, Leave } from './schema.js';
 
 /** Envelope versions this build reads. A peer on another major version is rejected, never half-understood. */
 export const PROTOCOL_VERSION = 1;
@@ -16,6 +16,7 @@ const MiB = 1024 * KiB;
 const KINDS = {
   advert: { schema: Advert, maxBytes: 64 * KiB },
   leave: { schema: Leave, maxBytes: 1 * KiB },
+  beat: { schema: Beat, maxBytes: 1 * KiB },
   events: { schema: EventBatch, maxBytes: 1 * MiB },
   assign: { schema: AssignBatch, maxBytes: 1 * MiB },
   ack: { schema: AckBatch, maxBytes: 256 * KiB },

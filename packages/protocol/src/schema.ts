@@ -97,3 +97,7 @@ export type Advert = Static<typeof Advert>;
 /** A node announcing that it leaves on purpose, so peers drop it at once instead of waiting for the timeout. */
 export const Leave = Type.Object({ nodeId: Str(128, 1), reason: Str(256) });
 export type Leave = Static<typeof Leave>;
+
+/** "Still here, advert unchanged": what a node sends a directly connected peer instead of repeating its advert. */
+export const Beat = Type.Object({ nodeId: Str(128, 1), seq: Int() });
+export type Beat = Static<typeof Beat>;
