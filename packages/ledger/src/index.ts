@@ -23,6 +23,7 @@ export {
   type Listener,
   type OpenStats,
   openLedger,
+  type PageBounds,
 } from './ledger.js';
 export { createReplicator, type Replicator, type ReplicatorInit, type ReplicatorStats } from './replicator.js';
 export { type SearchHit, tokenize } from './search.js';

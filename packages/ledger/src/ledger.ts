@@ -72,6 +72,9 @@ export type AppendResult =
     }
   | { ok: false; error: string };
 
+/** What else bounds a page of eventsSince: its encoded bytes, a gap's range (upTo), a local position. */
+export type PageBounds = Pick<PageLimits, 'maxBytes' | 'upTo' | 'maxPosition'>;
+
 export interface IngestReport {
   /** Events new to this replica, now folded and durable (including held ones they released). */
   accepted: number;
@@ -132,17 +135,8 @@ export interface Ledger {
   /** Whether any origin has events waiting behind a gap (cheaper than gaps()). */
   hasGaps(): boolean;
   versionVector(): VersionVector;
-  /**
-   * Durable events the holder of `have` lacks, one page; `upTo` bounds it to given origins and seqs (a gap),
-   * `maxPosition` to events at or below a local position.
-   */
-  eventsSince(
-    have: VersionVector,
-    limit: number,
-    maxBytes?: number,
-    upTo?: VersionVector,
-    maxPosition?: number,
-  ): EventPage;
+  /** Durable events the holder of `have` lacks, one page of at most `limit` (and `bounds`, see PageBounds). */
+  eventsSince(have: VersionVector, limit: number, bounds?: PageBounds): EventPage;
   /** Highest durable local position. */
   position(): number;
   /**
@@ -953,14 +947,9 @@ class LevelLedger implements Ledger {
     return this.core.counts();
   }
 
-  eventsSince(
-    have: VersionVector,
-    limit: number,
-    maxBytes?: number,
-    upTo?: VersionVector,
-    maxPosition?: number,
-  ): EventPage {
-    const limits: PageLimits = { limit, maxPosition: Math.min(this.durable, maxPosition ?? this.durable) };
+  eventsSince(have: VersionVector, limit: number, bounds: PageBounds = {}): EventPage {
+    const { maxBytes, upTo, maxPosition = this.durable } = bounds;
+    const limits: PageLimits = { limit, maxPosition: Math.min(this.durable, maxPosition) };
     if (maxBytes !== undefined) limits.maxBytes = maxBytes;
     if (upTo !== undefined) limits.upTo = upTo;
     // Until the events under the snapshot are read, a page stops short of them (the requester asks again).

@@ -114,8 +114,11 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     // After an open from a snapshot, the events under it are readable once loaded: serve whole pages.
     await ledger.loaded();
     const limit = Math.min(body.limit, options.pageLimit);
-    const maxPosition = body.settledMs === undefined ? undefined : positionAsOf(Date.now() - body.settledMs);
-    const page = ledger.eventsSince(body.have, limit, options.pageBytes, body.upTo, maxPosition);
+    const page = ledger.eventsSince(body.have, limit, {
+      maxBytes: options.pageBytes,
+      ...(body.upTo ? { upTo: body.upTo } : {}),
+      ...(body.settledMs === undefined ? {} : { maxPosition: positionAsOf(Date.now() - body.settledMs) }),
+    });
     return { kind: 'sync-res', body: page };
   });
 

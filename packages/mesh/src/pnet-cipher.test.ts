@@ -1,12 +1,8 @@
-import { generateKeyPair } from '@libp2p/crypto/keys';
-import { generateKey } from '@libp2p/pnet';
 import { byteStream } from '@libp2p/utils';
 import { afterEach, describe, expect, it } from 'vitest';
 import XSalsa20 from 'xsalsa20';
-import { parseMeshKey } from './keys.js';
-import { createMeshNode } from './node.js';
 import { CIPHER_CHUNK_BYTES, updateInOneGo } from './pnet-cipher.js';
-import type { MeshNode } from './types.js';
+import { testMeshNodes } from './testing/pair.js';
 
 const KEY = new Uint8Array(32).fill(7);
 const NONCE = new Uint8Array(24).fill(9);
@@ -24,18 +20,11 @@ function bytes(length: number, seed: number): Uint8Array {
 
 // Runs first: the demonstration at the end of this file exhausts the process's shared cipher memory on purpose.
 describe('pnet connections under large writes', () => {
-  const running: MeshNode[] = [];
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((n) => n.stop().catch(() => {})));
-  });
+  const nodes = testMeshNodes();
+  afterEach(nodes.stopAll);
 
   it('a connection carries 128 MiB over 8 streams at once and stays up (the cipher memory never grows)', async () => {
-    const psk = new Uint8Array(95);
-    generateKey(psk);
-    const meshKey = parseMeshKey(psk);
-    const a = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), psk: meshKey });
-    const b = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), psk: meshKey });
-    running.push(a, b);
+    const [a, b] = await nodes.pair();
     const MiB = 1024 * 1024;
     const STREAMS = 8;
     const WRITES = 16;

@@ -1,11 +1,7 @@
 import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream';
-import { generateKeyPair } from '@libp2p/crypto/keys';
-import { generateKey } from '@libp2p/pnet';
 import { byteStream } from '@libp2p/utils';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseMeshKey } from './keys.js';
-import { createMeshNode } from './node.js';
-import type { MeshNode } from './types.js';
+import { testMeshNodes } from './testing/pair.js';
 import { windowUpdateCanWait } from './yamux-window.js';
 
 const WINDOW = 256 * 1024;
@@ -56,18 +52,11 @@ describe('yamux window updates', () => {
 });
 
 describe('yamux window updates between two mesh nodes', () => {
-  const running: MeshNode[] = [];
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((n) => n.stop().catch(() => {})));
-  });
+  const nodes = testMeshNodes();
+  afterEach(nodes.stopAll);
 
   it('a transfer many windows long still arrives whole (updates flow when they are needed)', async () => {
-    const psk = new Uint8Array(95);
-    generateKey(psk);
-    const meshKey = parseMeshKey(psk);
-    const a = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), psk: meshKey });
-    const b = await createMeshNode({ privateKey: await generateKeyPair('Ed25519'), psk: meshKey });
-    running.push(a, b);
+    const [a, b] = await nodes.pair();
     const CHUNK = 64 * 1024;
     const CHUNKS = 64; // 4 MiB: 16 initial receive windows
     const received = new Promise<number>((resolve, reject) => {
