@@ -5,6 +5,9 @@ export default defineConfig({
     // Tests import sibling packages from their TypeScript sources, so a change is tested without a rebuild.
     conditions: ['source'],
   },
+  // The same for the Node side, where tests run: without it a test importing a sibling package by name got its
+  // dist (a stale build, when only the sources had changed).
+  ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     setupFiles: ['./test/setup/polyfill.ts'],
