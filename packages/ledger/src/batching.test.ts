@@ -78,15 +78,49 @@ describe('appendMany packs transitions', () => {
     expect(ledger.history(ids[7]!)[1]!.event).toEqual(results[7]!.ok && results[7]!.event);
   });
 
+  it("writes a plan's created actions as one actions.created event, each folded as its action.created", async () => {
+    const ledger = await start();
+    const ids = await goalWithActions(ledger, 'g', 250);
+    expect(storedEvents(ledger, 0).map((e) => e.type)).toEqual(['goal.submitted', 'actions.created']);
+    expect(ledger.action(ids[9]!)).toMatchObject({ goalId: 'g', state: 'PENDING', description: ids[9] });
+    expect(ledger.actions({ goalId: 'g' })).toHaveLength(250);
+    const [created] = ledger.history(ids[9]!);
+    expect(created!.event).toMatchObject({ type: 'action.created', actionId: ids[9], data: { flowId: 'f' } });
+    // A created action with a huge spec stays on its own event.
+    const big = await ledger.appendMany([
+      {
+        type: 'action.created',
+        goalId: 'g',
+        actionId: 'g-big',
+        data: { flowId: 'f', kind: 'builtin', description: 'x', dependsOn: [], spec: { blob: 'x'.repeat(20_000) } },
+      },
+      {
+        type: 'action.created',
+        goalId: 'g',
+        actionId: 'g-s1',
+        data: { flowId: 'f', kind: 'builtin', description: 'x', dependsOn: [] },
+      },
+      {
+        type: 'action.created',
+        goalId: 'g',
+        actionId: 'g-s2',
+        data: { flowId: 'f', kind: 'builtin', description: 'x', dependsOn: [] },
+      },
+    ]);
+    expect(big.every((r) => r.ok && !r.rejected)).toBe(true);
+    expect(storedEvents(ledger, 2).map((e) => e.type)).toEqual(['action.created', 'actions.created']);
+  });
+
   it('rejects a transition that is illegal for its action and applies the rest of its event', async () => {
     const ledger = await start();
     const ids = await goalWithActions(ledger, 'g', 3);
+    const before = ledger.position();
     const inputs: EventInput[] = ids.map((id) => assigned('g', id));
     // COMPLETED straight from PENDING is illegal; so is an ASSIGNED that does not raise the epoch.
     inputs[1] = { type: 'action.state', goalId: 'g', actionId: ids[1]!, epoch: 0, state: 'COMPLETED', data: {} };
     const results = await ledger.appendMany(inputs);
     expect(results.map((r) => r.ok && r.rejected)).toEqual([undefined, expect.stringMatching(/illegal/), undefined]);
-    expect(ledger.position()).toBe(4 + 1);
+    expect(ledger.position()).toBe(before + 1);
     expect(ledger.action(ids[0]!)!.state).toBe('ASSIGNED');
     expect(ledger.action(ids[1]!)!.state).toBe('PENDING');
     expect(ledger.rejections({ actionId: ids[1]! })).toEqual([
@@ -98,17 +132,19 @@ describe('appendMany packs transitions', () => {
   it('keeps a malformed transition on its own, so it alone fails', async () => {
     const ledger = await start();
     const ids = await goalWithActions(ledger, 'g', 4);
+    const before = ledger.position();
     const inputs = ids.map((id) => assigned('g', id));
     inputs[2] = { ...inputs[2]!, data: { node: 'w1', error: 42 } } as unknown as EventInput;
     const results = await ledger.appendMany(inputs);
     expect(results.map((r) => r.ok)).toEqual([true, true, false, true]);
-    expect(storedEvents(ledger, 5).map((e) => e.type)).toEqual(['action.states', 'action.state']);
+    expect(storedEvents(ledger, before).map((e) => e.type)).toEqual(['action.states', 'action.state']);
     expect(ledger.action(ids[3]!)!.state).toBe('ASSIGNED');
   });
 
   it("splits at an action's second transition, keeping the order they were written in", async () => {
     const ledger = await start();
     const ids = await goalWithActions(ledger, 'g', 2);
+    const before = ledger.position();
     const started = (id: string): EventInput => ({
       type: 'action.state',
       goalId: 'g',
@@ -120,7 +156,7 @@ describe('appendMany packs transitions', () => {
     const mine = (id: string) => assigned('g', id, 'node-a');
     const results = await ledger.appendMany([mine(ids[0]!), mine(ids[1]!), started(ids[0]!)]);
     expect(results.every((r) => r.ok && !r.rejected)).toBe(true);
-    expect(storedEvents(ledger, 3).map((e) => e.type)).toEqual(['action.states', 'action.state']);
+    expect(storedEvents(ledger, before).map((e) => e.type)).toEqual(['action.states', 'action.state']);
     expect(ledger.action(ids[0]!)!.state).toBe('IN_PROGRESS');
   });
 

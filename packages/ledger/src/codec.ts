@@ -1,6 +1,6 @@
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { Packr } from 'msgpackr';
-import { itemEvent } from './events.js';
+import { isBatchType, itemEvent } from './events.js';
 
 /** Plain maps in and out, like the protocol codec: a stored event decodes to exactly what was received. */
 export const eventPackr = new Packr({
@@ -108,7 +108,7 @@ export class ItemEntry extends LogEntry {
   override get event(): LedgerEvent {
     if (this.made !== undefined) return this.made;
     const stored = this.parent.event;
-    if (stored.type !== 'action.states') return stored;
+    if (!isBatchType(stored.type)) return stored;
     if (this.index < 0) this.index = this.parent.indexOfItem(this.actionId);
     if (this.index < 0) {
       throw new Error(`stored event at position ${this.position} holds no transition of action ${this.actionId}`);

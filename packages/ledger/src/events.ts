@@ -36,8 +36,34 @@ export const TRANSITION_DATA = Type.Object({
   output: Type.Optional(OUTPUT_DATA),
 });
 
-/** Most transitions one action.states event carries. */
+/** Most items one action.states or actions.created event carries. */
 export const MAX_BATCH_ITEMS = 1000;
+
+/** What an action.created event carries besides the envelope fields. */
+export const CREATED_DATA = Type.Object({
+  flowId: Str(128),
+  kind: Str(32, 1),
+  description: Str(16_384),
+  dependsOn: List(Str(128, 1), 1024),
+  /** Starts in PREVIEW_PENDING: a human approves before it is placed. */
+  preview: Type.Optional(Type.Boolean()),
+  /** What to run and where it may run (params, requirements, timeout): the coordinator's to define, opaque here. */
+  spec: Type.Optional(Type.Unknown()),
+});
+
+/** One action inside an actions.created event. */
+const CREATED_ITEM = Type.Object({ goalId: Str(128, 1), actionId: Str(128, 1), data: CREATED_DATA });
+export type CreatedItem = Static<typeof CREATED_ITEM>;
+
+/** Event types whose `data.items` each stand for an event of their own (see expandEvent). */
+const BATCH_TYPES: Readonly<Record<string, 'action.state' | 'action.created'>> = {
+  'action.states': 'action.state',
+  'actions.created': 'action.created',
+};
+
+export function isBatchType(type: string): boolean {
+  return Object.hasOwn(BATCH_TYPES, type);
+}
 
 /** One transition inside an action.states event: the fields an action.state event has, its data nested. */
 const TRANSITION_ITEM = Type.Object({
@@ -79,19 +105,12 @@ const EVENT_SPECS = {
       ref: Str(1024, 1),
     }),
   },
-  'action.created': {
-    scope: 'action',
-    needs: ['goalId', 'actionId'],
-    data: Type.Object({
-      flowId: Str(128),
-      kind: Str(32, 1),
-      description: Str(16_384),
-      dependsOn: List(Str(128, 1), 1024),
-      /** Starts in PREVIEW_PENDING: a human approves before it is placed. */
-      preview: Type.Optional(Type.Boolean()),
-      /** What to run and where it may run (params, requirements, timeout): the coordinator's to define, opaque here. */
-      spec: Type.Optional(Type.Unknown()),
-    }),
+  'action.created': { scope: 'action', needs: ['goalId', 'actionId'], data: CREATED_DATA },
+  /** Many actions created together (a goal's plan): one event, folded as the action.created events it stands for. */
+  'actions.created': {
+    scope: 'actions',
+    needs: [],
+    data: Type.Object({ items: List(CREATED_ITEM, MAX_BATCH_ITEMS) }),
   },
   /** A transition of the action's ActionState; ASSIGNED carries the new epoch and the node. */
   'action.state': {
@@ -187,31 +206,38 @@ export function checkSemantics(event: LedgerEvent): string | undefined {
   if (event.type === 'action.state' && event.state === 'ASSIGNED' && !(event.data as { node?: string }).node) {
     return 'action.state ASSIGNED needs data.node';
   }
-  if (event.type === 'action.states') {
-    const items = (event.data as { items: TransitionItem[] }).items;
-    if (items.length === 0) return 'action.states needs at least one item';
+  if (isBatchType(event.type)) {
+    const items = (event.data as { items: Array<TransitionItem | CreatedItem> }).items;
+    if (items.length === 0) return `${event.type} needs at least one item`;
     const seen = new Set<string>();
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
-      if (seen.has(item.actionId)) return `action.states names action ${item.actionId} twice`;
+      if (seen.has(item.actionId)) return `${event.type} names action ${item.actionId} twice`;
       seen.add(item.actionId);
-      if (item.state === 'ASSIGNED' && !item.data.node) return `action.states item ${i}: ASSIGNED needs data.node`;
+      if ('state' in item && item.state === 'ASSIGNED' && !item.data.node) {
+        return `${event.type} item ${i}: ASSIGNED needs data.node`;
+      }
     }
   }
   return undefined;
 }
 
-/** The action.state event that item `index` of an action.states event stands for (same origin, seq, clock). */
+/**
+ * The event that item `index` of a batch event stands for (same origin, seq and clock): an action.state for an
+ * item of action.states, an action.created for one of actions.created.
+ */
 export function itemEvent(batch: LedgerEvent, index: number): LedgerEvent {
-  const item = (batch.data as { items: TransitionItem[] }).items[index]!;
+  const item = (batch.data as { items: Array<TransitionItem | CreatedItem> }).items[index]!;
+  const { origin, seq, lamport, ts } = batch;
+  const ids = { goalId: item.goalId, actionId: item.actionId };
+  if (!('state' in item)) return { origin, seq, lamport, ts, type: 'action.created', ...ids, data: item.data };
   return {
-    origin: batch.origin,
-    seq: batch.seq,
-    lamport: batch.lamport,
-    ts: batch.ts,
+    origin,
+    seq,
+    lamport,
+    ts,
     type: 'action.state',
-    goalId: item.goalId,
-    actionId: item.actionId,
+    ...ids,
     epoch: item.epoch,
     state: item.state,
     data: item.data,
@@ -223,7 +249,7 @@ export function itemEvent(batch: LedgerEvent, index: number): LedgerEvent {
  * What readers of the log (event streams, watchers) use to see every transition, batched or not.
  */
 export function expandEvent(event: LedgerEvent): LedgerEvent[] {
-  if (event.type !== 'action.states') return [event];
+  if (!isBatchType(event.type)) return [event];
   const items = (event.data as { items?: unknown } | undefined)?.items;
   if (!Array.isArray(items)) return [];
   return items.map((_, i) => itemEvent(event, i));

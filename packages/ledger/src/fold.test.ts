@@ -64,7 +64,9 @@ describe('fold', () => {
           byAction.set(e.actionId!, [...(byAction.get(e.actionId!) ?? []), e]);
         }
         for (const [actionId, accepted] of byAction) {
-          const created = events.find((e) => e.type === 'action.created' && e.actionId === actionId);
+          const created = events
+            .flatMap(expandEvent)
+            .find((e) => e.type === 'action.created' && e.actionId === actionId);
           let current = (created!.data as { preview?: boolean }).preview ? 'PREVIEW_PENDING' : 'PENDING';
           for (const event of accepted.sort(compareEvents)) {
             expect(TRANSITIONS[current as keyof typeof TRANSITIONS]).toContain(event.state);

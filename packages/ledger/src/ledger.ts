@@ -1,5 +1,5 @@
 import type { LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
-import { packTransitions } from './batching.js';
+import { packActionEvents } from './batching.js';
 import {
   type ActionQuery,
   type GoalQuery,
@@ -9,7 +9,7 @@ import {
   type RestoredEntities,
   type SeqConflict,
 } from './core.js';
-import { checkEnvelope, checkSemantics, type EventInput, type TransitionItem } from './events.js';
+import { checkEnvelope, checkSemantics, type EventInput, isBatchType } from './events.js';
 import type { Action, Goal, LogEntry, NodeRecord } from './fold.js';
 import { RestoredKind, RestoredLog, u32Array, u32Bytes, viewPackr } from './restored.js';
 import type { SearchHit } from './search.js';
@@ -622,13 +622,13 @@ class LevelLedger implements Ledger {
   appendMany(inputs: readonly EventInput[], options?: AppendOptions): Promise<AppendResult[]> {
     if (this.loading) return this.loading.then(() => this.appendMany(inputs, options));
     if (inputs.length < 2) return this.appendStored(inputs, options);
-    const packed = packTransitions(inputs);
+    const packed = packActionEvents(inputs);
     if (packed.inputs.length === inputs.length) return this.appendStored(inputs, options);
     // Each item's result is taken as it is folded (a rejection then is what the caller must see), not when the
     // write ends: what is folded meanwhile can change an entity's rejections.
     const itemResults = new Map<number, AppendResult[]>();
     const written = this.appendStored(packed.inputs, options, (k, result) => {
-      if (result.ok && result.event.type === 'action.states') itemResults.set(k, this.itemResults(result));
+      if (result.ok && isBatchType(result.event.type)) itemResults.set(k, this.itemResults(result));
     });
     return written.then((results) =>
       packed.placed.map(([k, item]) => {
@@ -642,7 +642,7 @@ class LevelLedger implements Ledger {
   /** One result per item of an appended action.states event, each as that transition appended alone. */
   private itemResults(result: AppendResult & { ok: true }): AppendResult[] {
     const entry = this.core.entryAt(result.position);
-    const items = (result.event.data as { items: TransitionItem[] }).items;
+    const items = (result.event.data as { items: Array<{ actionId: string }> }).items;
     return items.map((item, i) => {
       const itemEntry = entry.itemFor(item.actionId, i);
       const rejected = this.core.rejectionOf(itemEntry);

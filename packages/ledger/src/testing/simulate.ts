@@ -19,7 +19,10 @@ export interface HistoryOptions {
   steps?: number;
   /** Share of steps that emit a random, usually wrong, event instead of a legal move. */
   noise?: number;
-  /** Transitions one origin writes back to back (distinct actions) become one action.states event. */
+  /**
+   * Transitions one origin writes back to back (distinct actions) become one action.states event, and created
+   * actions one actions.created event.
+   */
   batched?: boolean;
 }
 
@@ -81,9 +84,10 @@ export function simulateHistory(seed: number, options: HistoryOptions = {}): Led
 }
 
 /**
- * Packs each run of action.state events one origin wrote back to back (distinct actions) into one action.states
- * event at the run's last Lamport clock, as a placement pass or a worker's tick writes them; seqs are renumbered.
- * Invalid items stay in (noise): the fold must then refuse the whole event, alike on every replica.
+ * Packs each run of action.state (or action.created) events one origin wrote back to back (distinct actions) into
+ * one action.states (actions.created) event at the run's last Lamport clock, as a placement pass, a worker's tick
+ * or a plan writes them; seqs are renumbered. Invalid items stay in (noise): the fold must then refuse the whole
+ * event, alike on every replica.
  */
 function batchTransitions(events: LedgerEvent[]): LedgerEvent[] {
   const out: LedgerEvent[] = [];
@@ -97,10 +101,10 @@ function batchTransitions(events: LedgerEvent[]): LedgerEvent[] {
     const first = events[i]!;
     let end = i + 1;
     const ids = new Set([first.actionId]);
-    if (first.type === 'action.state') {
+    if (first.type === 'action.state' || first.type === 'action.created') {
       while (end < events.length) {
         const next = events[end]!;
-        if (next.type !== 'action.state' || next.origin !== first.origin || ids.has(next.actionId)) break;
+        if (next.type !== first.type || next.origin !== first.origin || ids.has(next.actionId)) break;
         ids.add(next.actionId);
         end++;
       }
@@ -111,19 +115,18 @@ function batchTransitions(events: LedgerEvent[]): LedgerEvent[] {
       continue;
     }
     const run = events.slice(i, end);
-    const items = run.map((e) => ({
-      goalId: e.goalId,
-      actionId: e.actionId,
-      epoch: e.epoch,
-      state: e.state,
-      data: e.data,
-    }));
+    const created = first.type === 'action.created';
+    const items = run.map((e) =>
+      created
+        ? { goalId: e.goalId, actionId: e.actionId, data: e.data }
+        : { goalId: e.goalId, actionId: e.actionId, epoch: e.epoch, state: e.state, data: e.data },
+    );
     push({
       origin: first.origin,
       seq: 0,
       lamport: run[run.length - 1]!.lamport,
       ts: first.ts,
-      type: 'action.states',
+      type: created ? 'actions.created' : 'action.states',
       data: { items },
     });
     i = end;
