@@ -1,4 +1,11 @@
-import { type AppendResult, type EventInput, expandEvent, type Ledger, type LedgerEntry } from '@hermes-mesh/ledger';
+import {
+  type AppendResult,
+  chunkEntries,
+  type EventInput,
+  expandEvent,
+  type Ledger,
+  type LedgerEntry,
+} from '@hermes-mesh/ledger';
 import type { MeshNode } from '@hermes-mesh/mesh';
 import { type Ack, type ActionOutput, type Assignment, type LedgerEvent, PROTOCOLS } from '@hermes-mesh/protocol';
 import type { Logger } from 'pino';
@@ -35,6 +42,8 @@ export interface Worker {
 
 /** Events per report message (well under the events message cap). */
 const REPORT_BATCH = 500;
+/** About the most event bytes per report message (an events message is capped at 1 MiB). */
+const REPORT_BYTES = 768 * 1024;
 /** A coordinator that assigned nothing for this long stops getting reports (gossip still reaches it). */
 const REPORT_TO_IDLE_COORDINATOR_MS = 10 * 60_000;
 
@@ -65,16 +74,18 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
    * coordinator in one hop instead of through gossip. All of them, not only the coordinator's own actions: the
    * origin's log must arrive without gaps to be folded. Best effort: gossip and anti-entropy still deliver all.
    */
-  function report(events: LedgerEvent[]) {
+  function report(entries: LedgerEntry[]) {
     const now = Date.now();
+    let chunks: LedgerEvent[][] | undefined;
     for (const [peer, lastAssigned] of coordinators) {
       if (now - lastAssigned > REPORT_TO_IDLE_COORDINATOR_MS) {
         coordinators.delete(peer);
         continue;
       }
-      for (let i = 0; i < events.length; i += REPORT_BATCH) {
+      chunks ??= chunkEntries(entries, REPORT_BATCH, REPORT_BYTES).map((chunk) => chunk.map((e) => e.event));
+      for (const events of chunks) {
         init.mesh
-          .notify(peer, PROTOCOLS.report, 'events', { events: events.slice(i, i + REPORT_BATCH) })
+          .notify(peer, PROTOCOLS.report, 'events', { events })
           .catch((err) => logger.debug({ peer, err: String(err) }, 'could not report to coordinator'));
       }
     }
@@ -83,8 +94,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
   const stopWatching = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
     if (coordinators.size > 0) {
       // Each call is one durable batch already: send it now rather than a turn of the event loop later.
-      const own: LedgerEvent[] = [];
-      for (const { event } of entries) if (event.origin === ledger.origin) own.push(event);
+      const own = entries.filter((e) => e.event.origin === ledger.origin);
       if (own.length > 0) report(own);
     }
     for (const event of entries.flatMap((e) => expandEvent(e.event))) {

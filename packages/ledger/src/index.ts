@@ -16,6 +16,7 @@ export { compareEvents } from './fold.js';
 export {
   type AppendOptions,
   type AppendResult,
+  chunkEntries,
   type IngestReport,
   type Ledger,
   type LedgerEntry,

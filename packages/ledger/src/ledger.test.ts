@@ -1,7 +1,7 @@
 import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventInput } from './events.js';
-import { type AppendResult, type Ledger, type LedgerEntry, openLedger } from './ledger.js';
+import { type AppendResult, chunkEntries, type Ledger, type LedgerEntry, openLedger } from './ledger.js';
 import { eventPackr, LedgerOpenError, MARKER_KEY } from './storage.js';
 import { tempLedgers } from './testing/temp-ledgers.js';
 import { lifecycleInputs } from './testing/workload.js';
@@ -44,6 +44,28 @@ function waitForEntries(ledger: Ledger, from: number, count: number): Promise<Le
     });
   });
 }
+
+describe('chunkEntries', () => {
+  it('cuts by count and by bytes, and gives an entry larger than the limit a chunk of its own', () => {
+    const sized = (...sizes: number[]) => sizes.map((size, i) => ({ id: i, size }));
+    const ids = (chunks: Array<Array<{ id: number }>>) => chunks.map((c) => c.map((e) => e.id));
+    expect(ids(chunkEntries(sized(1, 1, 1, 1, 1), 2, 100))).toEqual([[0, 1], [2, 3], [4]]);
+    expect(ids(chunkEntries(sized(40, 40, 40, 10), 10, 100))).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
+    expect(ids(chunkEntries(sized(10, 500, 10), 10, 100))).toEqual([[0], [1], [2]]);
+    expect(chunkEntries([], 10, 100)).toEqual([]);
+  });
+  it('hands subscribers each entry with its stored size', async () => {
+    const ledger = await start();
+    const entries = waitForEntries(ledger, 0, 1);
+    await ledger.append(submit('g1', 'one'));
+    const [entry] = await entries;
+    expect(entry!.size).toBeGreaterThan(20);
+    expect(entry!.size).toBe(eventPackr.pack(entry!.event).length);
+  });
+});
 
 describe('openLedger', () => {
   it('hashes the state once per log position, however often it is asked', async () => {

@@ -89,6 +89,33 @@ export interface IngestReport {
 export interface LedgerEntry {
   position: number;
   event: LedgerEvent;
+  /** Its encoded size as stored: about what it adds to a message that carries it. */
+  size: number;
+}
+
+/**
+ * Cuts entries into runs of at most `maxCount` entries and about `maxBytes` encoded bytes (one larger entry goes
+ * alone): what fits one message. Batch events are large, so a count alone made messages past their cap.
+ */
+export function chunkEntries<E extends { size: number }>(
+  entries: readonly E[],
+  maxCount: number,
+  maxBytes: number,
+): E[][] {
+  const chunks: E[][] = [];
+  let chunk: E[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    if (chunk.length > 0 && (chunk.length >= maxCount || bytes + entry.size > maxBytes)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(entry);
+    bytes += entry.size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 export type Listener = (entries: LedgerEntry[]) => void;
@@ -1023,5 +1050,5 @@ class LevelLedger implements Ledger {
 }
 
 function toLedgerEntry(entry: LogEntry): LedgerEntry {
-  return { position: entry.position, event: entry.event };
+  return { position: entry.position, event: entry.event, size: entry.size };
 }

@@ -1,6 +1,6 @@
 import type { MeshNode } from '@hermes-mesh/mesh';
 import { type LedgerEvent, MessageTooLargeError, PROTOCOLS, type VersionVector } from '@hermes-mesh/protocol';
-import type { Ledger, LedgerEntry } from './ledger.js';
+import { chunkEntries, type Ledger, type LedgerEntry } from './ledger.js';
 
 export interface ReplicatorInit {
   ledger: Ledger;
@@ -20,6 +20,8 @@ export interface ReplicatorInit {
   pageBytes?: number;
   /** Most events per gossip message (default 500; split further if a message would pass the 1 MiB cap). */
   pushBatch?: number;
+  /** About the most event bytes per gossip message (default 768 KiB, under the 1 MiB cap of an events message). */
+  pushBytes?: number;
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
   /**
@@ -62,6 +64,7 @@ const DEFAULTS = {
   pageLimit: 5000,
   pageBytes: 6 * 1024 * 1024,
   pushBatch: 500,
+  pushBytes: 768 * 1024,
   timeoutMs: 10_000,
   pushDelayMs: 20,
   gapGraceMs: 200,
@@ -175,7 +178,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   }
 
   // ---- push ----
-  let outbox: LedgerEvent[] = [];
+  let outbox: LedgerEntry[] = [];
   let flushScheduled = false;
   const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
     // One sample per 100 ms (within it the last one moves up: a settled page may then reach up to 100 ms past
@@ -186,7 +189,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     if (now - last[0] < 100) last[1] = position;
     else durableAt.push([now, position]);
     while (durableAt.length > 2 && durableAt[1]![0] < now - 60_000) durableAt.shift();
-    for (const { event } of entries) if (event.origin === ledger.origin) outbox.push(event);
+    for (const entry of entries) if (entry.event.origin === ledger.origin) outbox.push(entry);
     if (outbox.length > 0 && !flushScheduled) {
       flushScheduled = true;
       if (options.pushDelayMs > 0) setTimeout(flushOutbox, options.pushDelayMs).unref();
@@ -196,9 +199,11 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
 
   function flushOutbox(): void {
     flushScheduled = false;
-    const events = outbox;
+    const entries = outbox;
     outbox = [];
-    for (let i = 0; i < events.length; i += options.pushBatch) publish(events.slice(i, i + options.pushBatch));
+    for (const chunk of chunkEntries(entries, options.pushBatch, options.pushBytes)) {
+      publish(chunk.map((e) => e.event));
+    }
   }
 
   function publish(events: LedgerEvent[]): void {
