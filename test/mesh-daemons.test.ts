@@ -24,7 +24,8 @@ afterAll(async () => {
 async function launch(opts: Parameters<typeof startDaemonProcess>[0]) {
   const d = await startDaemonProcess({
     ...opts,
-    args: ['--dead-after-ms', String(DEAD_AFTER_MS), ...(opts.args ?? [])],
+    // Probes every minute: an advert that changes only with it leaves the beats alone between full adverts.
+    args: ['--dead-after-ms', String(DEAD_AFTER_MS), '--probe-interval-ms', '60000', ...(opts.args ?? [])],
   });
   started.push(d);
   return d;
@@ -57,10 +58,10 @@ describe('five hermesd processes on loopback', () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
   });
 
-  it('stays alive between full adverts on beats sent straight to each peer', async () => {
-    // Longer than the dead timeout: gossip carries an advert every 5th heartbeat only, and a direct advert goes
-    // only when it changed; the beats in between are what keep every peer alive.
-    await new Promise((r) => setTimeout(r, DEAD_AFTER_MS + 1_000));
+  it('stays alive between full adverts on beats sent straight to each peer', { timeout: 30_000 }, async () => {
+    // Once the mesh has been still for 10 s, gossip carries an advert every 5th heartbeat only, and a direct
+    // advert goes only when it changed: past the dead timeout after that, the beats are what keep peers alive.
+    await new Promise((r) => setTimeout(r, 10_000 + DEAD_AFTER_MS + 1_000));
     for (const node of nodes) {
       expect((await peersOf(node)).filter((p) => p.state === 'alive')).toHaveLength(5);
     }

@@ -69,6 +69,8 @@ async function claimDataDir(dataDir: string): Promise<void> {
 
 /** Adverts go on gossip every this many heartbeats; directly to each connected peer on every one. */
 const ADVERT_GOSSIP_EVERY = 5;
+/** How long after start and after each new connection adverts go on gossip every heartbeat. */
+const MESH_CHANGE_MS = 10_000;
 
 /** Starts hermesd: identity, mesh key, probe, libp2p mesh, membership, adverts and the local API. */
 /** What a plugin (the coordinator service) gets: the node's parts, before the API starts listening. */
@@ -217,14 +219,17 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   if (!registered.ok) log.warn({ error: registered.error }, 'could not record this node in the ledger');
 
   /**
-   * Each heartbeat the advert goes straight to every connected peer, over a kept-open stream: one write per peer,
-   * no signature (noise already authenticates the sender), nothing forwarded; while it is what that peer was
-   * last sent, only a small beat goes (and the whole advert again every ADVERT_GOSSIP_EVERY-th heartbeat). On gossip, which costs every node a
-   * signature check, a decode and forwarded duplicates, it goes every ADVERT_GOSSIP_EVERY-th heartbeat, so a node
-   * learns of peers it is not connected to yet; and every heartbeat while a live member is not connected here
-   * (then gossip is how that member hears us). Nodes dial every member they learn of, so that is rare.
+   * Each heartbeat the advert goes straight to every connected peer over a kept-open stream: one write per peer,
+   * no signature (noise already authenticates the sender), nothing forwarded; while it is what that peer was last
+   * sent, only a small beat. Gossip costs every node a signature check, a decode and forwarded duplicates, so the
+   * advert goes there every ADVERT_GOSSIP_EVERY-th heartbeat (then the whole advert also goes directly again),
+   * and every heartbeat while the mesh changes or while a live member is not connected here: gossip is how nodes
+   * learn of the others (and then dial them), and how an unconnected member hears us.
    */
   let beat = 0;
+  // While the mesh changes (this node starting, a new connection) the advert goes on gossip every heartbeat: a
+  // node learns of the others only from their gossiped adverts, and dials them then.
+  let gossipEveryBeatUntil = Date.now() + MESH_CHANGE_MS;
   /** What each peer was last sent directly (the advert without its seq): while it holds, a beat says enough. */
   const sentTo = new Map<string, string>();
   const sendAdvertTo = (peer: string, content?: string) => {
@@ -242,9 +247,10 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   const publishAdvert = async () => {
     current = buildAdvert();
     membership.observeAdvert(current);
-    const gossipNow = beat++ % ADVERT_GOSSIP_EVERY === 0;
+    const periodic = beat++ % ADVERT_GOSSIP_EVERY === 0;
     // Every ADVERT_GOSSIP_EVERY-th beat the whole advert goes to everyone again (a peer may have missed one).
-    if (gossipNow) sentTo.clear();
+    if (periodic) sentTo.clear();
+    const gossipNow = periodic || Date.now() < gossipEveryBeatUntil;
     const content = JSON.stringify({ ...current, seq: 0 });
     const connected = new Set(mesh.connectedPeers());
     for (const peer of connected) void sendAdvertTo(peer, content);
@@ -270,7 +276,10 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     else membership.observeLife(peer);
   });
   // A new connection hears from us at once, not a heartbeat later.
-  mesh.on('peer:connect', (peer) => void sendAdvertTo(peer));
+  mesh.on('peer:connect', (peer) => {
+    void sendAdvertTo(peer);
+    gossipEveryBeatUntil = Date.now() + MESH_CHANGE_MS;
+  });
   await publishAdvert();
 
   const timers: NodeJS.Timeout[] = [];

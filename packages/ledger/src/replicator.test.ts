@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MeshNode } from '@hermes-mesh/mesh';
+import { encodeMessage, type LedgerEvent } from '@hermes-mesh/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/wait.js';
 import { type Ledger, openLedger } from './ledger.js';
@@ -235,6 +236,35 @@ describe('replication over the in-memory mesh', () => {
     await waitFor(() => b.ledger.position() === written + more, 'b to pull what gossip lost');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(b.replicator.stats().pulledEvents).toBe(more);
+  });
+
+  it('does not pull a gap that gossip is still filling, however long that takes', async () => {
+    // a's own gossip is dropped; its events reach b below by hand, as a busy sender's gossip would: the last one
+    // first (an assignment handed over directly), then the others one by one, each 100 ms after the one before.
+    const { network, replicas: all } = await replicas(['a', 'b'], { deliverGossip: (from) => from !== 'a' }, 0, 0);
+    network.connectAll(['a', 'b']);
+    const [a, b] = all as [Replica, Replica];
+    await waitFor(() => b.replicator.stats().syncRounds === 1, 'the sync round on connect');
+    const results = await a.ledger.appendMany(
+      Array.from({ length: 10 }, (_, i) => ({
+        type: 'goal.submitted' as const,
+        goalId: `g${i}`,
+        data: { text: 'x', coordinator: 'a' },
+      })),
+    );
+    const events = results.map((r) => (r.ok ? r.event : undefined)!);
+    const gossip = (event: LedgerEvent) =>
+      (b.mesh as unknown as { deliver(bytes: Uint8Array, from: string): void }).deliver(
+        encodeMessage('events', 'a', event.seq, { events: [event] }),
+        'a',
+      );
+    gossip(events[9]!);
+    for (const event of events.slice(0, 9)) {
+      await new Promise((r) => setTimeout(r, 100));
+      gossip(event);
+    }
+    await waitFor(() => b.ledger.position() === 10, 'b to hold all ten');
+    expect(b.replicator.stats().syncRounds).toBe(1);
   });
 
   it('converges over lossy gossip: gaps are held, then pulled', async () => {

@@ -234,28 +234,29 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   });
   const gapChecks = new Map<string, NodeJS.Timeout>();
   /**
-   * Pulls from `peer` if a gap open now is still open after the grace period. During a burst new gaps open all
-   * the time (a direct assignment runs ahead of the gossip carrying its origin's earlier events) and gossip
-   * closes each within a few ms: pulling because *some* gap is open would fetch, every grace period, a page of
-   * what is already on its way. A gap counts as stuck only while its origin is still short of where the held
-   * events began then.
+   * Pulls from `peer` if a gap open now is still open after the grace period, and nothing of it arrived meanwhile.
+   * During a burst new gaps open all the time (a direct assignment runs ahead of the gossip carrying its origin's
+   * earlier events) and gossip closes each one, sometimes only after a second or more when the sender is busy or
+   * the events are large: pulling then would fetch, a second time, what is already on its way. A gap counts as
+   * stuck while its origin is still short of where the held events began, and has gained nothing since the last
+   * look; while gossip is making progress on it, it gets another grace period.
    */
   function pullIfGapStays(peer: string): void {
     if (stopped || gapChecks.has(peer)) return;
-    const heldFrom = new Map(ledger.gaps().map((g) => [g.origin, g.heldFrom]));
-    if (heldFrom.size === 0) return;
+    const seen = new Map(ledger.gaps().map((g) => [g.origin, { have: g.have, heldFrom: g.heldFrom }]));
+    if (seen.size === 0) return;
     const check = setTimeout(() => {
       gapChecks.delete(peer);
       if (stopped) return;
       const open = ledger.gaps();
       // Only the missing ranges: a page of everything after them would mostly be what gossip is bringing.
       const stuck = open.filter((g) => {
-        const from = heldFrom.get(g.origin);
-        return from !== undefined && g.have < from - 1;
+        const then = seen.get(g.origin);
+        return then !== undefined && g.have === then.have && g.have < then.heldFrom - 1;
       });
       if (stuck.length > 0 && !inFlight.has(peer)) {
         void syncWith(peer, Object.fromEntries(stuck.map((g) => [g.origin, g.heldFrom - 1])));
-      } else if (open.length > 0) pullIfGapStays(peer); // newer gaps (or a pull under way): look again later
+      } else if (open.length > 0) pullIfGapStays(peer); // progress, newer gaps or a pull under way: look again
     }, options.gapGraceMs);
     check.unref();
     gapChecks.set(peer, check);
