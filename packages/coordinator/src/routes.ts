@@ -190,7 +190,7 @@ export function registerRoutes(deps: RoutesDeps): void {
       'x-accel-buffering': 'no',
     });
     res.write(': hermes-mesh event stream\n\n');
-    // A stored action.states event goes out as one action.state event per transition, all with its position
+    // A stored batch event (action.states, actions.created) goes out as one event per item, all with its position
     // (they were written together, so a stream resumed after that position has had every one of them).
     const send = (entries: LedgerEntry[]) => {
       let chunk = '';

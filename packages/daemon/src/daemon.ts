@@ -72,7 +72,6 @@ const ADVERT_GOSSIP_EVERY = 5;
 /** How long after start and after each new connection adverts go on gossip every heartbeat. */
 const MESH_CHANGE_MS = 10_000;
 
-/** Starts hermesd: identity, mesh key, probe, libp2p mesh, membership, adverts and the local API. */
 /** What a plugin (the coordinator service) gets: the node's parts, before the API starts listening. */
 export interface DaemonContext {
   config: DaemonConfig;
@@ -95,6 +94,7 @@ export interface StartOptions {
   onStop?: () => Promise<void> | void;
 }
 
+/** Starts hermesd: identity, mesh key, probe, libp2p mesh, membership, adverts and the local API. */
 export async function startDaemon(config: DaemonConfig, logger: Logger, options: StartOptions = {}): Promise<Daemon> {
   await claimDataDir(config.dataDir);
   const identity = await loadOrCreateIdentity(join(config.dataDir, 'identity.key'));
@@ -227,8 +227,6 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
    * learn of the others (and then dial them), and how an unconnected member hears us.
    */
   let beat = 0;
-  // While the mesh changes (this node starting, a new connection) the advert goes on gossip every heartbeat: a
-  // node learns of the others only from their gossiped adverts, and dials them then.
   let gossipEveryBeatUntil = Date.now() + MESH_CHANGE_MS;
   /** What each peer was last sent directly (the advert without its seq): while it holds, a beat says enough. */
   const sentTo = new Map<string, string>();

@@ -1,6 +1,8 @@
 import {
   type AppendResult,
   chunkEntries,
+  EVENT_BYTES_PER_MESSAGE,
+  EVENTS_PER_MESSAGE,
   type EventInput,
   expandEvent,
   type Ledger,
@@ -40,10 +42,6 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-/** Events per report message (well under the events message cap). */
-const REPORT_BATCH = 500;
-/** About the most event bytes per report message (an events message is capped at 1 MiB). */
-const REPORT_BYTES = 768 * 1024;
 /** A coordinator that assigned nothing for this long stops getting reports (gossip still reaches it). */
 const REPORT_TO_IDLE_COORDINATOR_MS = 10 * 60_000;
 
@@ -82,7 +80,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
         coordinators.delete(peer);
         continue;
       }
-      chunks ??= chunkEntries(entries, REPORT_BATCH, REPORT_BYTES).map((chunk) => chunk.map((e) => e.event));
+      chunks ??= chunkEntries(entries, EVENTS_PER_MESSAGE, EVENT_BYTES_PER_MESSAGE).map((c) => c.map((e) => e.event));
       for (const events of chunks) {
         init.mesh
           .notify(peer, PROTOCOLS.report, 'events', { events })

@@ -1,5 +1,6 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import {
+  BATCHED_AS,
   CREATED_DATA,
   type CreatedItem,
   type EventInput,
@@ -31,7 +32,6 @@ const transitionData = TypeCompiler.Compile(TRANSITION_DATA);
 const createdData = TypeCompiler.Compile(CREATED_DATA);
 
 type Item = TransitionItem | CreatedItem;
-const PACKED_AS = { 'action.state': 'action.states', 'action.created': 'actions.created' } as const;
 
 export interface Packed {
   inputs: EventInput[];
@@ -42,7 +42,7 @@ export interface Packed {
 export function packActionEvents(inputs: readonly EventInput[]): Packed {
   const out: EventInput[] = [];
   const placed: Array<readonly [number, number]> = new Array(inputs.length);
-  let type: keyof typeof PACKED_AS | undefined;
+  let type: keyof typeof BATCHED_AS | undefined;
   let items: Item[] = [];
   let from: number[] = [];
   let ids = new Set<string>();
@@ -52,7 +52,7 @@ export function packActionEvents(inputs: readonly EventInput[]): Packed {
       from.forEach((original, i) => {
         placed[original] = [out.length, i];
       });
-      out.push({ type: PACKED_AS[type], data: { items } } as EventInput);
+      out.push({ type: BATCHED_AS[type], data: { items } } as EventInput);
     } else {
       for (const original of from) {
         placed[original] = [out.length, -1];
@@ -77,7 +77,7 @@ export function packActionEvents(inputs: readonly EventInput[]): Packed {
     const actionId = input.actionId!;
     const full = items.length >= MAX_BATCH_ITEMS || bytes + size > MAX_EVENT_BYTES;
     if (input.type !== type || ids.has(actionId) || full) close();
-    type = input.type as keyof typeof PACKED_AS;
+    type = input.type as keyof typeof BATCHED_AS;
     ids.add(actionId);
     bytes += size;
     from.push(i);

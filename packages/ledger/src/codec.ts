@@ -1,6 +1,6 @@
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { Packr } from 'msgpackr';
-import { isBatchType, itemEvent } from './events.js';
+import { batchItems, isBatchType, itemEvent } from './events.js';
 
 /** Plain maps in and out, like the protocol codec: a stored event decodes to exactly what was received. */
 export const eventPackr = new Packr({
@@ -63,7 +63,7 @@ export class LogEntry {
     return this.decoded === undefined;
   }
 
-  /** The entries of an action.states event's items, by action id: made when first needed, then kept. */
+  /** The entries of a batch event's items, by action id: made when first needed, then kept. */
   private items: Map<string, ItemEntry> | undefined;
   /** Item index by action id, for items looked up without their index (entities restored from a snapshot). */
   private itemIndex: Map<string, number> | undefined;
@@ -79,20 +79,19 @@ export class LogEntry {
     return item;
   }
 
-  /** Where the item of `actionId` is in this entry's action.states event; -1 when it has none. */
+  /** Where the item of `actionId` is in this entry's batch event; -1 when it has none. */
   indexOfItem(actionId: string): number {
     if (this.itemIndex === undefined) {
-      const items = (this.event.data as { items: Array<{ actionId: string }> }).items;
-      this.itemIndex = new Map(items.map((item, i) => [item.actionId, i]));
+      this.itemIndex = new Map(batchItems(this.event).map((item, i) => [item.actionId, i]));
     }
     return this.itemIndex.get(actionId) ?? -1;
   }
 }
 
 /**
- * One action's part of a stored action.states event: to that action's fold it is the action.state event its
- * item stands for (same position, origin and seq as the stored entry). An entity restored from a snapshot gets
- * one for each of its positions, batch or not; for a plain event it reads as that event.
+ * One action's part of a stored batch event (action.states, actions.created): to that action's fold it is the
+ * event its item stands for (same position, origin and seq as the stored entry). An entity restored from a
+ * snapshot gets one for each of its positions, batch or not; for a plain event it reads as that event.
  */
 export class ItemEntry extends LogEntry {
   private made: LedgerEvent | undefined;
@@ -111,7 +110,7 @@ export class ItemEntry extends LogEntry {
     if (!isBatchType(stored.type)) return stored;
     if (this.index < 0) this.index = this.parent.indexOfItem(this.actionId);
     if (this.index < 0) {
-      throw new Error(`stored event at position ${this.position} holds no transition of action ${this.actionId}`);
+      throw new Error(`stored event at position ${this.position} holds no item of action ${this.actionId}`);
     }
     this.made = itemEvent(stored, this.index);
     return this.made;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ActionState, LedgerEvent, VersionVector } from '@hermes-mesh/protocol';
 import { canonicalJson, sameValue } from './canonical.js';
 import { LogEntry } from './codec.js';
-import { checkSemantics, type EventType, scopeOf, type TransitionItem } from './events.js';
+import { batchItems, checkSemantics, type EventType, scopeOf } from './events.js';
 import {
   type Action,
   type Apply,
@@ -325,7 +325,7 @@ export class LedgerCore {
           if (this.actions.has(event.actionId!)) return true;
           break;
         case 'actions':
-          if (transitionItems(event).some((item) => this.actions.has(item.actionId))) return true;
+          if (batchItems(event).some((item) => this.actions.has(item.actionId))) return true;
           break;
         case 'node':
           if (this.nodes.has(event.origin)) return true;
@@ -352,7 +352,7 @@ export class LedgerCore {
         touched.push(this.actions.get(event.actionId!));
         break;
       case 'actions':
-        for (const item of transitionItems(event)) touched.push(this.actions.get(item.actionId));
+        for (const item of batchItems(event)) touched.push(this.actions.get(item.actionId));
         break;
       case 'node':
         touched.push(this.nodes.get(event.origin));
@@ -525,7 +525,7 @@ export class LedgerCore {
         this.foldAction(entry);
         break;
       case 'actions': {
-        const items = transitionItems(event);
+        const items = batchItems(event);
         for (let i = 0; i < items.length; i++) this.foldAction(entry.itemFor(items[i]!.actionId, i));
         break;
       }
@@ -840,7 +840,7 @@ export class LedgerCore {
     if (!restored || this.position < restored.end) throw new Error('the log is not the restored one');
     const end = restored.end;
     this.restoreEntities(this.goals, fold.goals, end, () => this.entryAtPosition);
-    // An action's entry at a position may be its item of an action.states event there.
+    // An action's entry at a position may be its item of a batch event there.
     this.restoreEntities(this.actions, fold.actions, end, (key) => (p) => this.entryAt(p).itemFor(key));
     this.restoreEntities(this.nodes, fold.nodes, end, () => this.entryAtPosition);
     this.restoredStores.set('goal', fold.goals.store);
@@ -903,11 +903,6 @@ interface Indexes {
 
 function emptyIndexes(): Indexes {
   return { byGoal: new Map(), byNode: new Map(), byState: new Map(), search: new SearchIndex() };
-}
-
-/** The items of an action.states event (checked by checkSemantics before anything folds it). */
-function transitionItems(event: LedgerEvent): TransitionItem[] {
-  return (event.data as { items: TransitionItem[] }).items;
 }
 
 /** Where an entity first appears in the local log (its entries are in replay order, not log order). */

@@ -55,14 +55,21 @@ export const CREATED_DATA = Type.Object({
 const CREATED_ITEM = Type.Object({ goalId: Str(128, 1), actionId: Str(128, 1), data: CREATED_DATA });
 export type CreatedItem = Static<typeof CREATED_ITEM>;
 
-/** Event types whose `data.items` each stand for an event of their own (see expandEvent). */
-const BATCH_TYPES: Readonly<Record<string, 'action.state' | 'action.created'>> = {
-  'action.states': 'action.state',
-  'actions.created': 'action.created',
-};
+/** The event types appendMany packs, and the batch type each is packed into (its items stand for them). */
+export const BATCHED_AS = { 'action.state': 'action.states', 'action.created': 'actions.created' } as const;
+/** Each batch type, and the event type its items stand for (see expandEvent). */
+const ITEMS_ARE: Readonly<Record<string, keyof typeof BATCHED_AS>> = Object.fromEntries(
+  Object.entries(BATCHED_AS).map(([single, batch]) => [batch, single as keyof typeof BATCHED_AS]),
+);
 
 export function isBatchType(type: string): boolean {
-  return Object.hasOwn(BATCH_TYPES, type);
+  return Object.hasOwn(ITEMS_ARE, type);
+}
+
+/** The items of a batch event; none when its data holds no list (an unchecked event the fold refused). */
+export function batchItems(event: LedgerEvent): Array<TransitionItem | CreatedItem> {
+  const items = (event.data as { items?: unknown } | undefined)?.items;
+  return Array.isArray(items) ? items : [];
 }
 
 /** One transition inside an action.states event: the fields an action.state event has, its data nested. */
@@ -207,7 +214,7 @@ export function checkSemantics(event: LedgerEvent): string | undefined {
     return 'action.state ASSIGNED needs data.node';
   }
   if (isBatchType(event.type)) {
-    const items = (event.data as { items: Array<TransitionItem | CreatedItem> }).items;
+    const items = batchItems(event);
     if (items.length === 0) return `${event.type} needs at least one item`;
     const seen = new Set<string>();
     for (let i = 0; i < items.length; i++) {
@@ -227,32 +234,23 @@ export function checkSemantics(event: LedgerEvent): string | undefined {
  * item of action.states, an action.created for one of actions.created.
  */
 export function itemEvent(batch: LedgerEvent, index: number): LedgerEvent {
-  const item = (batch.data as { items: Array<TransitionItem | CreatedItem> }).items[index]!;
+  const item = batchItems(batch)[index]!;
   const { origin, seq, lamport, ts } = batch;
   const ids = { goalId: item.goalId, actionId: item.actionId };
-  if (!('state' in item)) return { origin, seq, lamport, ts, type: 'action.created', ...ids, data: item.data };
-  return {
-    origin,
-    seq,
-    lamport,
-    ts,
-    type: 'action.state',
-    ...ids,
-    epoch: item.epoch,
-    state: item.state,
-    data: item.data,
-  };
+  if (ITEMS_ARE[batch.type] === 'action.created') {
+    return { origin, seq, lamport, ts, type: 'action.created', ...ids, data: item.data };
+  }
+  const { epoch, state } = item as TransitionItem;
+  return { origin, seq, lamport, ts, type: 'action.state', ...ids, epoch, state, data: item.data };
 }
 
 /**
- * The events a stored event stands for: itself, or for an action.states event one action.state event per item.
- * What readers of the log (event streams, watchers) use to see every transition, batched or not.
+ * The events a stored event stands for: itself, or for a batch event (action.states, actions.created) one event
+ * per item. What readers of the log (event streams, watchers) use to see every event, batched or not.
  */
 export function expandEvent(event: LedgerEvent): LedgerEvent[] {
   if (!isBatchType(event.type)) return [event];
-  const items = (event.data as { items?: unknown } | undefined)?.items;
-  if (!Array.isArray(items)) return [];
-  return items.map((_, i) => itemEvent(event, i));
+  return batchItems(event).map((_, i) => itemEvent(event, i));
 }
 
 export const KNOWN_STATES: ReadonlySet<string> = new Set(ACTION_STATES);

@@ -17,6 +17,8 @@ export {
   type AppendOptions,
   type AppendResult,
   chunkEntries,
+  EVENT_BYTES_PER_MESSAGE,
+  EVENTS_PER_MESSAGE,
   type IngestReport,
   type Ledger,
   type LedgerEntry,

@@ -9,7 +9,7 @@ import {
   type RestoredEntities,
   type SeqConflict,
 } from './core.js';
-import { checkEnvelope, checkSemantics, type EventInput, isBatchType } from './events.js';
+import { batchItems, checkEnvelope, checkSemantics, type EventInput, isBatchType } from './events.js';
 import type { Action, Goal, LogEntry, NodeRecord } from './fold.js';
 import { RestoredKind, RestoredLog, u32Array, u32Bytes, viewPackr } from './restored.js';
 import type { SearchHit } from './search.js';
@@ -62,9 +62,9 @@ export interface LedgerInit {
 export type AppendResult =
   | {
       ok: true;
-      /** The event as appended (a transition packed into an action.states event: the action.state it stands for). */
+      /** The event as appended (one packed into a batch event: the event its item stands for). */
       event: LedgerEvent;
-      /** Set when appendMany packed the input into an action.states event: that event, as stored and replicated. */
+      /** Set when appendMany packed the input into a batch event: that event, as stored and replicated. */
       stored?: LedgerEvent;
       position: number;
       /** Set when the fold recorded the event as rejected (illegal transition, stale epoch, not allowed, ...). */
@@ -92,6 +92,10 @@ export interface LedgerEntry {
   /** Its encoded size as stored: about what it adds to a message that carries it. */
   size: number;
 }
+
+/** Most events one events message (gossip, report) carries, and about the most event bytes (its cap is 1 MiB). */
+export const EVENTS_PER_MESSAGE = 500;
+export const EVENT_BYTES_PER_MESSAGE = 768 * 1024;
 
 /**
  * Cuts entries into runs of at most `maxCount` entries and about `maxBytes` encoded bytes (one larger entry goes
@@ -643,8 +647,8 @@ class LevelLedger implements Ledger {
   }
 
   /**
-   * Appends several events as one write. Runs of action transitions are packed into action.states events (see
-   * batching.ts); each input still gets its own result, as if it had been appended as itself.
+   * Appends several events as one write. Runs of action transitions and of created actions are packed into batch
+   * events (see batching.ts); each input still gets its own result, as if it had been appended as itself.
    */
   appendMany(inputs: readonly EventInput[], options?: AppendOptions): Promise<AppendResult[]> {
     if (this.loading) return this.loading.then(() => this.appendMany(inputs, options));
@@ -666,11 +670,10 @@ class LevelLedger implements Ledger {
     );
   }
 
-  /** One result per item of an appended action.states event, each as that transition appended alone. */
+  /** One result per item of an appended batch event, each as that event appended alone. */
   private itemResults(result: AppendResult & { ok: true }): AppendResult[] {
     const entry = this.core.entryAt(result.position);
-    const items = (result.event.data as { items: Array<{ actionId: string }> }).items;
-    return items.map((item, i) => {
+    return batchItems(result.event).map((item, i) => {
       const itemEntry = entry.itemFor(item.actionId, i);
       const rejected = this.core.rejectionOf(itemEntry);
       const out: AppendResult = { ok: true, event: itemEntry.event, stored: result.event, position: result.position };

@@ -1,6 +1,6 @@
 import type { MeshNode } from '@hermes-mesh/mesh';
 import { type LedgerEvent, MessageTooLargeError, PROTOCOLS, type VersionVector } from '@hermes-mesh/protocol';
-import { chunkEntries, type Ledger, type LedgerEntry } from './ledger.js';
+import { chunkEntries, EVENT_BYTES_PER_MESSAGE, EVENTS_PER_MESSAGE, type Ledger, type LedgerEntry } from './ledger.js';
 
 export interface ReplicatorInit {
   ledger: Ledger;
@@ -63,8 +63,8 @@ const DEFAULTS = {
   settledMs: 2000,
   pageLimit: 5000,
   pageBytes: 6 * 1024 * 1024,
-  pushBatch: 500,
-  pushBytes: 768 * 1024,
+  pushBatch: EVENTS_PER_MESSAGE,
+  pushBytes: EVENT_BYTES_PER_MESSAGE,
   timeoutMs: 10_000,
   pushDelayMs: 20,
   gapGraceMs: 200,
@@ -97,9 +97,8 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
 
   /**
    * Where the local log stood at a time in the last minute (sampled as events become durable): events at or
-   * below it have been held at least since then.
+   * below it have been held at least since then. What the log held at start counts as settled from time 0.
    */
-  // What the log held at start is old: it counts as settled from the beginning of time.
   const durableAt: Array<[time: number, position: number]> = [[0, ledger.position()]];
   function positionAsOf(time: number): number {
     let at = 0;
@@ -172,8 +171,9 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     return pull;
   }
 
-  async function syncAll(): Promise<number> {
-    const gained = await Promise.all(mesh.connectedPeers().map((peer) => syncWith(peer)));
+  /** syncWith every connected peer; the periodic pull asks only for what has settled (see settledMs). */
+  async function syncAll(settledMs?: number): Promise<number> {
+    const gained = await Promise.all(mesh.connectedPeers().map((peer) => syncWith(peer, undefined, settledMs)));
     return gained.reduce((a, b) => a + b, 0);
   }
 
@@ -264,10 +264,8 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   const offConnect = mesh.on('peer:connect', (peer) => {
     if (!stopped) void syncWith(peer);
   });
-  const periodic = () => {
-    for (const peer of mesh.connectedPeers()) void syncWith(peer, undefined, options.settledMs);
-  };
-  const timer = options.intervalMs > 0 ? setInterval(periodic, options.intervalMs) : undefined;
+  const timer =
+    options.intervalMs > 0 ? setInterval(() => void syncAll(options.settledMs), options.intervalMs) : undefined;
   timer?.unref();
 
   return {
