@@ -14,8 +14,9 @@ const children: ChildProcess[] = [];
 
 function start(name: string, bin: string[], extra: string[]): Promise<{ api: string; addrs: string[] }> {
   const dataDir = join(work, name);
+  const [command, ...rest] = bin;
   const args = [
-    ...bin,
+    ...rest,
     '--name',
     name,
     '--data-dir',
@@ -30,7 +31,8 @@ function start(name: string, bin: string[], extra: string[]): Promise<{ api: str
     'warn',
     ...extra,
   ];
-  const child = spawn(process.execPath, ['--v8-pool-size=1', ...args], {
+  // Each bin runs through its shebang: the node flags and environment it is measured with.
+  const child = spawn(command!, args, {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   children.push(child);

@@ -35,11 +35,16 @@ export interface DaemonOptions {
   nodeArgs?: string[];
 }
 
-/** The node flags in a bin's `#!/usr/bin/env -S node --flag ...` line. */
-function shebangFlags(bin: string): string[] {
+/** The environment and node flags in a bin's `#!/usr/bin/env -S NAME=value node --flag ...` line. */
+function shebang(bin: string): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
-  const match = /^#!.*\bnode((?:\s+--\S+)*)\s*$/.exec(first);
-  return match ? match[1]!.split(/\s+/).filter(Boolean) : [];
+  const match = /^#!\S*env -S((?:\s+\w+=\S*)*)\s+node((?:\s+--\S+)*)\s*$/.exec(first);
+  if (!match) return { env: {}, flags: [] };
+  const words = (s: string) => s.split(/\s+/).filter(Boolean);
+  const env = Object.fromEntries(
+    words(match[1]!).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+  );
+  return { env, flags: words(match[2]!) };
 }
 
 export function tempDir(prefix = 'hermes-test-'): string {
@@ -64,12 +69,13 @@ export async function startDaemonProcess(opts: DaemonOptions): Promise<DaemonPro
     ...(opts.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
     ...(opts.args ?? []),
   ];
-  // The node flags of the bin's own shebang, so tests measure what users run; HERMES_TEST_NODE_FLAGS replaces
-  // them (benchmarks comparing V8 settings).
+  // The environment and node flags of the bin's own shebang, so tests measure what users run;
+  // HERMES_TEST_NODE_FLAGS replaces the flags (benchmarks comparing V8 settings).
   const bin = opts.coordinator ? HERMES_COORD : HERMESD;
-  const v8Flags = process.env.HERMES_TEST_NODE_FLAGS?.split(' ').filter(Boolean) ?? shebangFlags(bin);
+  const launch = shebang(bin);
+  const v8Flags = process.env.HERMES_TEST_NODE_FLAGS?.split(' ').filter(Boolean) ?? launch.flags;
   const proc = spawn(process.execPath, [...v8Flags, ...(opts.nodeArgs ?? []), ...args], {
-    env: { ...process.env, ...opts.env },
+    env: { ...launch.env, ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { createApi } from './api.js';
 import { ConfigError, type DaemonConfig } from './config.js';
 import { createDaemonMetrics } from './metrics.js';
+import { createTicker } from './ticker.js';
 import { VERSION } from './version.js';
 import { type ActionRunner, createWorker } from './worker.js';
 
@@ -138,6 +139,8 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   });
   mesh.on('rejected', (rejection, peer) => rejections.record(peer, rejection));
 
+  /** Arms the check that declares a suspect node dead on time; set once the ticker exists. */
+  let watchMembership = () => {};
   const onMembershipEvent = (event: MembershipEvent) => {
     const { member } = event;
     if (member.self) return;
@@ -147,6 +150,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
       reason: 'reason' in event ? event.reason : undefined,
     };
     log.info(fields, `peer ${event.type}`);
+    if (event.type === 'suspect') watchMembership();
     if (event.type === 'joined' && !mesh.connectedPeers().includes(member.nodeId)) {
       // Adverts reach us through any peer; a direct connection keeps gossip flowing if that peer dies.
       void dialAny(mesh, member.advert.addrs).catch(() => {});
@@ -280,30 +284,38 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   });
   await publishAdvert();
 
-  const timers: NodeJS.Timeout[] = [];
-  const every = (ms: number, fn: () => void | Promise<void>) => {
-    let running = false;
-    const timer = setInterval(() => {
-      if (running) return; // never pile up a slow probe behind itself
-      running = true;
-      Promise.resolve(fn())
-        .catch((err) => logger.error({ err: String(err) }, 'periodic task failed'))
-        .finally(() => {
-          running = false;
-        });
-    }, ms);
-    timers.push(timer);
+  // All periodic work rides one ticker: one wake-up per heartbeat (see ticker.ts).
+  const ticker = createTicker({
+    periodMs: config.heartbeatMs,
+    onLag: (ms) => metrics.eventLoopLag.observe(ms / 1000),
+    onError: (err) => logger.error({ err: String(err) }, 'periodic task failed'),
+  });
+  ticker.every(config.heartbeatMs, publishAdvert);
+  // Suspicion is noticed on the heartbeat; death is declared on time by a timer armed only while a node is suspect.
+  let deathCheck: { at: number; timer: NodeJS.Timeout } | undefined;
+  const watchForDeaths = () => {
+    const at = membership.nextDeathAt();
+    if (at === undefined || (deathCheck && deathCheck.at <= at)) return;
+    if (deathCheck) clearTimeout(deathCheck.timer);
+    const timer = setTimeout(() => {
+      deathCheck = undefined;
+      membership.tick();
+      watchForDeaths();
+    }, at - Date.now());
+    deathCheck = { at, timer };
   };
-  every(config.heartbeatMs, publishAdvert);
-  // Half a heartbeat: a silent peer is marked suspect or dead within that of its deadline.
-  every(Math.min(500, Math.max(50, config.heartbeatMs / 2)), () => membership.tick());
+  watchMembership = watchForDeaths;
+  ticker.every(config.heartbeatMs, () => {
+    membership.tick();
+    watchForDeaths();
+  });
   metrics.live.members = () => {
     const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
     for (const m of membership.members()) counts[m.state] = (counts[m.state] ?? 0) + 1;
     return counts;
   };
   metrics.live.connectedPeers = () => mesh.connectedPeers().length;
-  every(config.probeIntervalMs, async () => {
+  ticker.every(config.probeIntervalMs, async () => {
     const next = await prober.probe();
     metrics.probeSeconds.observe(next.durationMs / 1000);
     const changed =
@@ -363,7 +375,8 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     ledger,
     stop(reason = 'shutdown') {
       stopping ??= (async () => {
-        for (const t of timers) clearInterval(t);
+        ticker.stop();
+        if (deathCheck) clearTimeout(deathCheck.timer);
         try {
           await Promise.race([
             mesh.publish('leave', { nodeId: mesh.peerId, reason }),

@@ -35,6 +35,24 @@ describe('membership', () => {
     expect(m.get('a')?.advert.seq).toBe(3);
   });
 
+  it('says when the first suspect is due to die, so a timer can declare it on time', () => {
+    const { m, advance } = setup();
+    m.observeAdvert(advert('a', 1)); // seen at 1000
+    advance(500);
+    m.observeAdvert(advert('b', 1)); // seen at 1500
+    expect(m.nextDeathAt()).toBeUndefined(); // nobody suspect: heartbeats are enough
+    m.observeDisconnect('b');
+    expect(m.nextDeathAt()).toBe(4_500);
+    advance(1_000); // a silent 1.5 s: suspect too, and due first
+    expect(m.get('a')?.state).toBe('suspect');
+    expect(m.nextDeathAt()).toBe(4_000);
+    m.observeLife('a');
+    expect(m.nextDeathAt()).toBe(4_500);
+    advance(2_000); // t = 4500
+    expect(m.get('b')?.state).toBe('dead');
+    expect(m.nextDeathAt()).toBe(5_500); // a, quiet since 2500, is suspect again
+  });
+
   it('goes suspect after 1.5 silent heartbeats and dead at the timeout, then forgets', () => {
     const { m, events, advance } = setup();
     m.observeAdvert(advert('a', 1));

@@ -47,8 +47,13 @@ export interface Membership {
    * behind that traffic. Counts like a heartbeat, changes nothing else; only an advert brings back a dead node.
    */
   observeLife(nodeId: string): void;
-  /** Advances time-based transitions; call it a few times per heartbeat. */
+  /** Advances time-based transitions; call it every heartbeat, and at nextDeathAt() when there is one. */
   tick(): void;
+  /**
+   * When the first suspect node is due to be declared dead, if any is suspect. Suspicion may be noticed a heartbeat
+   * late; death should not be: a tick at this time declares it on the dot.
+   */
+  nextDeathAt(): number | undefined;
   get(nodeId: string): Member | undefined;
   members(): Member[];
   readonly deadAfterMs: number;
@@ -145,6 +150,15 @@ export function createMembership(init: MembershipInit): Membership {
           emit({ type: 'suspect', member, reason: `no advert for ${silent} ms` });
         }
       }
+    },
+    nextDeathAt() {
+      let first: number | undefined;
+      for (const member of table.values()) {
+        if (member.state !== 'suspect') continue;
+        const at = member.lastSeen + deadAfterMs;
+        if (first === undefined || at < first) first = at;
+      }
+      return first;
     },
     get: (nodeId) => table.get(nodeId),
     members: () => [...table.values()],

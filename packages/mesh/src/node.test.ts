@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer } from 'node:net';
 import { encodeMessage, PROTOCOLS, type Rejection, sampleAdvert, topics } from '@hermes-mesh/protocol';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -62,6 +63,35 @@ describe('mesh node', () => {
       return seen[0]!.messages.length > 0 && seen[2]!.messages.length > 0;
     }, 'advert at nodes 0 and 2');
     expect(seen[2]!.messages[0]).toMatchObject({ kind: 'advert', from: nodes[1]!.peerId, body: { name: advert.name } });
+  });
+
+  it('redials a bootstrap peer that was not up yet, and one whose connection dropped, and then stops dialling', async () => {
+    const psk = newPsk();
+    const key = await generateKeyPair('Ed25519');
+    // A free port, for a bootstrap node that starts after the node that dials it.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const addr = `/ip4/127.0.0.1/tcp/${port}`;
+    const joiner = await start(psk, { bootstrap: [addr], reconnectMs: 100 });
+    expect(joiner.connectedPeers()).toEqual([]);
+    const boot = await createMeshNode({ privateKey: key, psk, listen: [addr] });
+    running.push(boot);
+    await waitFor(() => joiner.connectedPeers().includes(boot.peerId), 'the joiner to reach the late bootstrap node');
+    let dropped = false;
+    joiner.on('peer:disconnect', (peer) => {
+      if (peer === boot.peerId) dropped = true;
+    });
+    await boot.libp2p.hangUp(joiner.libp2p.peerId);
+    await waitFor(() => dropped, 'the joiner to see the hang-up');
+    await waitFor(() => joiner.connectedPeers().includes(boot.peerId), 'the joiner to redial after the hang-up');
+    // Connected again, dialling stops: a timer left running would wake an idle node every reconnectMs.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(joiner.libp2p.getConnections(boot.libp2p.peerId)).toHaveLength(1);
+    expect((joiner as unknown as { reconnectTimer?: unknown }).reconnectTimer).toBeUndefined();
   });
 
   it('answers direct requests with validated replies', async () => {

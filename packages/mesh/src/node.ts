@@ -137,10 +137,44 @@ class Libp2pMeshNode implements MeshNode {
         .catch((err) => this.log.debug({ err: String(err) }, 'discovered peer not dialable'));
     });
     if (this.bootstrap.length > 0) {
+      this.reconnectMs = reconnectMs;
+      // Redialled only while one is not connected: a timer of its own would wake an idle node every few seconds.
+      this.libp2p.addEventListener('peer:disconnect', (evt) => {
+        const peer = evt.detail.toString();
+        if (this.bootstrap.some((addr) => this.bootstrapIdOf(addr) === peer)) this.redialBootstrapSoon();
+      });
       await this.dialBootstrap();
-      this.reconnectTimer = setInterval(() => void this.dialBootstrap(), reconnectMs);
-      this.reconnectTimer.unref();
+      if (!this.bootstrapConnected()) this.redialBootstrapSoon();
     }
+  }
+
+  private reconnectMs = 2_000;
+
+  private redialBootstrapSoon(): void {
+    if (this.stopped || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(async () => {
+      await this.dialBootstrap();
+      this.reconnectTimer = undefined;
+      if (!this.bootstrapConnected()) this.redialBootstrapSoon();
+    }, this.reconnectMs);
+    this.reconnectTimer.unref();
+  }
+
+  /** Whether each bootstrap address is this node or a peer connected now (an address never reached is not). */
+  private bootstrapConnected(): boolean {
+    const connected = new Set(this.connectedPeers());
+    return this.bootstrap.every((addr) => {
+      const id = this.bootstrapIdOf(addr);
+      return id !== undefined && (id === this.peerId || connected.has(id));
+    });
+  }
+
+  private bootstrapIdOf(addr: string): string | undefined {
+    return (
+      multiaddr(addr)
+        .getComponents()
+        .find((c) => c.name === 'p2p')?.value ?? this.bootstrapPeers.get(addr)
+    );
   }
 
   /** Bootstrap address -> the peer id found there, so an address given without /p2p/<id> is not redialled. */
@@ -150,12 +184,11 @@ class Libp2pMeshNode implements MeshNode {
     const connectedPeers = new Set(this.connectedPeers());
     await Promise.all(
       this.bootstrap.map(async (addr) => {
-        const ma = multiaddr(addr);
-        const id = ma.getComponents().find((c) => c.name === 'p2p')?.value ?? this.bootstrapPeers.get(addr);
+        const id = this.bootstrapIdOf(addr);
         if (id === this.peerId) return;
         if (id && connectedPeers.has(id)) return;
         try {
-          const connection = await this.libp2p.dial(ma, { signal: AbortSignal.timeout(5_000) });
+          const connection = await this.libp2p.dial(multiaddr(addr), { signal: AbortSignal.timeout(5_000) });
           this.bootstrapPeers.set(addr, connection.remotePeer.toString());
         } catch (err) {
           if (!this.stopped) this.log.debug({ addr, err: String(err) }, 'bootstrap peer not reachable yet');
@@ -435,7 +468,7 @@ class Libp2pMeshNode implements MeshNode {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.reconnectTimer);
+    clearTimeout(this.reconnectTimer);
     await this.libp2p.stop();
   }
 }
