@@ -238,6 +238,36 @@ describe('replication over the in-memory mesh', () => {
     expect(b.replicator.stats().pulledEvents).toBe(more);
   });
 
+  it('pulls less and less often while the ledger is quiet, and at the full rate again once anything is new', async () => {
+    const network = createMemoryNetwork();
+    const all: Replica[] = [];
+    for (const id of ['a', 'b']) {
+      const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
+      const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
+      const mesh = network.node(id);
+      const replicator = await createReplicator({ ledger, mesh, intervalMs: 20, maxIntervalMs: 160, settledMs: 0 });
+      cleanup.push(async () => {
+        replicator.stop();
+        await ledger.close();
+        rmSync(path, { recursive: true, force: true });
+      });
+      all.push({ id, ledger, replicator, mesh });
+    }
+    const [a, b] = all as [Replica, Replica];
+    network.connectAll(['a', 'b']);
+    const roundsIn = async (ms: number) => {
+      const before = b.replicator.stats().syncRounds;
+      await new Promise((r) => setTimeout(r, ms));
+      return b.replicator.stats().syncRounds - before;
+    };
+    await roundsIn(400); // settle into the longest period
+    // Quiet: one round per 160 ms (a fixed 20 ms period would be ~50 in a second).
+    expect(await roundsIn(1_000)).toBeLessThanOrEqual(8);
+    // Something new (a's gossip reaches b): back to 20 ms, then backing off again: 20, 40, 80 ms...
+    await writeGoals(a, 1);
+    expect(await roundsIn(150)).toBeGreaterThanOrEqual(3);
+  });
+
   it('does not pull a gap that gossip is still filling, however long that takes', async () => {
     // a's own gossip is dropped; its events reach b below by hand, as a busy sender's gossip would: the last one
     // first (an assignment handed over directly), then the others one by one, each 100 ms after the one before.

@@ -127,6 +127,11 @@ class Libp2pMeshNode implements MeshNode {
       pubsub.subscribe(topic);
     }
     pubsub.addEventListener('message', (evt) => this.deliverGossip(evt.detail));
+    for (const change of ['self:peer:update', 'transport:listening', 'transport:close'] as const) {
+      this.libp2p.addEventListener(change, () => {
+        this.ownAddrs = undefined;
+      });
+    }
     this.libp2p.addEventListener('peer:connect', (evt) => this.emit('peer:connect', evt.detail.toString()));
     this.libp2p.addEventListener('peer:disconnect', (evt) => this.emit('peer:disconnect', evt.detail.toString()));
     this.libp2p.addEventListener('peer:discovery', (evt) => {
@@ -254,8 +259,16 @@ class Libp2pMeshNode implements MeshNode {
   }
 
   addrs(): string[] {
-    return this.libp2p.getMultiaddrs().map((ma) => ma.toString());
+    // Every advert carries them, and libp2p rebuilds the list on each call (~0.03% of a core, idle): kept until
+    // libp2p says they changed, or 30 s have passed.
+    const now = Date.now();
+    if (!this.ownAddrs || now - this.ownAddrs.at > 30_000) {
+      this.ownAddrs = { at: now, addrs: this.libp2p.getMultiaddrs().map((ma) => ma.toString()) };
+    }
+    return [...this.ownAddrs.addrs];
   }
+
+  private ownAddrs: { at: number; addrs: string[] } | undefined;
 
   connectedPeers(): string[] {
     return [...new Set(this.libp2p.getConnections().map((c) => c.remotePeer.toString()))];
