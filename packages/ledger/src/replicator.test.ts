@@ -6,7 +6,7 @@ import { encodeMessage, type LedgerEvent } from '@hermes-mesh/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/wait.js';
 import { type Ledger, openLedger } from './ledger.js';
-import { createReplicator, type Replicator } from './replicator.js';
+import { createReplicator, type Replicator, type ReplicatorInit } from './replicator.js';
 import { eventsMissingFrom } from './sync.js';
 import { createMemoryNetwork, type MemoryNetwork, type MemoryNetworkOptions } from './testing/memory-mesh.js';
 import { seededRandom } from './testing/simulate.js';
@@ -24,20 +24,19 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-async function replicas(ids: string[], options: MemoryNetworkOptions = {}, intervalMs = 100, pushDelayMs?: number) {
+/** Replicas over one in-memory mesh; `tuning` is passed to each replicator (pageLimit 2000 unless given). */
+async function replicas(
+  ids: string[],
+  options: MemoryNetworkOptions = {},
+  tuning: Omit<ReplicatorInit, 'ledger' | 'mesh'> = {},
+) {
   const network = createMemoryNetwork(options);
   const out: Replica[] = [];
   for (const id of ids) {
     const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
     const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
     const mesh = network.node(id);
-    const replicator = await createReplicator({
-      ledger,
-      mesh,
-      intervalMs,
-      pageLimit: 2000,
-      ...(pushDelayMs === undefined ? {} : { pushDelayMs }),
-    });
+    const replicator = await createReplicator({ ledger, mesh, intervalMs: 100, pageLimit: 2000, ...tuning });
     cleanup.push(async () => {
       replicator.stop();
       await ledger.close();
@@ -69,7 +68,7 @@ describe('eventsMissingFrom', () => {
   it('pages what the requester lacks, in seq order per origin, within the limits', async () => {
     const {
       replicas: [a],
-    } = await replicas(['a'], {}, 0);
+    } = await replicas(['a'], {}, { intervalMs: 0 });
     await a!.ledger.ingest(
       ['x', 'y'].flatMap((origin) =>
         Array.from({ length: 5 }, (_, i) => ({
@@ -145,7 +144,7 @@ describe('replication over the in-memory mesh', () => {
   it('pushes what is written within the push delay in one gossip message', async () => {
     let messages = 0;
     const counting = { deliverGossip: (from: string) => (from === 'a' ? ++messages > 0 : true) };
-    const { network, replicas: all } = await replicas(['a', 'b'], counting, 0, 50);
+    const { network, replicas: all } = await replicas(['a', 'b'], counting, { intervalMs: 0, pushDelayMs: 50 });
     network.connectAll(['a', 'b']);
     const [a, b] = all as [Replica, Replica];
     // Three separate writes, each durable before the next starts, all inside the window.
@@ -157,7 +156,11 @@ describe('replication over the in-memory mesh', () => {
   it('does not pull gaps that gossip closes in time, even while new ones keep opening', async () => {
     // As on a worker in a burst: each assignment arrives directly, ahead of the gossip that carries the events
     // of its origin before it, so some gap is open nearly all the time, but each one closes within ~50 ms.
-    const { network, replicas: all } = await replicas(['a', 'b'], { gossipDelayMs: 30 }, 0, 20);
+    const { network, replicas: all } = await replicas(
+      ['a', 'b'],
+      { gossipDelayMs: 30 },
+      { intervalMs: 0, pushDelayMs: 20 },
+    );
     network.connectAll(['a', 'b']);
     const [a, b] = all as [Replica, Replica];
     await waitFor(() => b.replicator.stats().syncRounds === 1, 'the sync round on connect');
@@ -180,7 +183,7 @@ describe('replication over the in-memory mesh', () => {
     // a's first gossip message never reaches b; its second does, and shows b what it lacks.
     let fromA = 0;
     const dropFirst = { deliverGossip: (from: string) => from !== 'a' || ++fromA > 1 };
-    const { network, replicas: all } = await replicas(['a', 'b'], dropFirst, 0, 0);
+    const { network, replicas: all } = await replicas(['a', 'b'], dropFirst, { intervalMs: 0, pushDelayMs: 0 });
     network.connectAll(['a', 'b']);
     const [a, b] = all as [Replica, Replica];
     await waitFor(() => b.replicator.stats().syncRounds === 1, 'the sync round on connect');
@@ -209,20 +212,7 @@ describe('replication over the in-memory mesh', () => {
     // Gossip from a is slow (300 ms) but arrives; pulls run every 50 ms and ask only for what a has held 1 s.
     let dropping = false;
     const slow = { gossipDelayMs: 300, deliverGossip: (from: string) => !(dropping && from === 'a') };
-    const network = createMemoryNetwork(slow);
-    const all: Replica[] = [];
-    for (const id of ['a', 'b']) {
-      const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
-      const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
-      const mesh = network.node(id);
-      const replicator = await createReplicator({ ledger, mesh, intervalMs: 50, settledMs: 1_000 });
-      cleanup.push(async () => {
-        replicator.stop();
-        await ledger.close();
-        rmSync(path, { recursive: true, force: true });
-      });
-      all.push({ id, ledger, replicator, mesh });
-    }
+    const { network, replicas: all } = await replicas(['a', 'b'], slow, { intervalMs: 50, settledMs: 1_000 });
     const [a, b] = all as [Replica, Replica];
     network.connectAll(['a', 'b']);
     await waitFor(() => b.replicator.stats().syncRounds >= 1, 'the sync round on connect');
@@ -239,20 +229,8 @@ describe('replication over the in-memory mesh', () => {
   });
 
   it('pulls less and less often while the ledger is quiet, and at the full rate again once anything is new', async () => {
-    const network = createMemoryNetwork();
-    const all: Replica[] = [];
-    for (const id of ['a', 'b']) {
-      const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
-      const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
-      const mesh = network.node(id);
-      const replicator = await createReplicator({ ledger, mesh, intervalMs: 20, maxIntervalMs: 160, settledMs: 0 });
-      cleanup.push(async () => {
-        replicator.stop();
-        await ledger.close();
-        rmSync(path, { recursive: true, force: true });
-      });
-      all.push({ id, ledger, replicator, mesh });
-    }
+    const tuning = { intervalMs: 20, maxIntervalMs: 160, settledMs: 0 };
+    const { network, replicas: all } = await replicas(['a', 'b'], {}, tuning);
     const [a, b] = all as [Replica, Replica];
     network.connectAll(['a', 'b']);
     const roundsIn = async (ms: number) => {
@@ -271,7 +249,11 @@ describe('replication over the in-memory mesh', () => {
   it('does not pull a gap that gossip is still filling, however long that takes', async () => {
     // a's own gossip is dropped; its events reach b below by hand, as a busy sender's gossip would: the last one
     // first (an assignment handed over directly), then the others one by one, each 100 ms after the one before.
-    const { network, replicas: all } = await replicas(['a', 'b'], { deliverGossip: (from) => from !== 'a' }, 0, 0);
+    const { network, replicas: all } = await replicas(
+      ['a', 'b'],
+      { deliverGossip: (from) => from !== 'a' },
+      { intervalMs: 0, pushDelayMs: 0 },
+    );
     network.connectAll(['a', 'b']);
     const [a, b] = all as [Replica, Replica];
     await waitFor(() => b.replicator.stats().syncRounds === 1, 'the sync round on connect');
@@ -303,7 +285,7 @@ describe('replication over the in-memory mesh', () => {
     // followed by a later one that reveals the gap, whatever the machine's timing (one big message could be lost
     // with nothing after it).
     const lossy = { deliverGossip: () => random() > 0.3 };
-    const { network, replicas: all } = await replicas(['a', 'b', 'c'], lossy, 0, 0);
+    const { network, replicas: all } = await replicas(['a', 'b', 'c'], lossy, { intervalMs: 0, pushDelayMs: 0 });
     network.connectAll(['a', 'b', 'c']);
     let written = 0;
     for (const r of all) written += await writeGoals(r, 15, r.id, 20);
