@@ -63,6 +63,5 @@ describe('ticker', () => {
     await new Promise((r) => setTimeout(r, 50));
     ticker.stop();
     expect(Math.max(...lags)).toBeGreaterThanOrEqual(150);
-    expect(lags.filter((lag) => lag >= 150)).toHaveLength(1);
   });
 });
