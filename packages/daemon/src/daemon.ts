@@ -144,8 +144,19 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   });
   mesh.on('rejected', (rejection, peer) => rejections.record(peer, rejection));
 
-  /** Arms the check that declares a suspect node dead on time; set once the ticker exists. */
-  let watchMembership = () => {};
+  // Suspicion is noticed on the heartbeat; death is declared on time by a timer armed only while a node is suspect.
+  let deathCheck: { at: number; timer: NodeJS.Timeout } | undefined;
+  const watchForDeaths = () => {
+    const at = membership.nextDeathAt();
+    if (at === undefined || (deathCheck && deathCheck.at <= at)) return;
+    if (deathCheck) clearTimeout(deathCheck.timer);
+    const timer = setTimeout(() => {
+      deathCheck = undefined;
+      membership.tick();
+      watchForDeaths();
+    }, at - Date.now());
+    deathCheck = { at, timer };
+  };
   const onMembershipEvent = (event: MembershipEvent) => {
     const { member } = event;
     if (member.self) return;
@@ -155,7 +166,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
       reason: 'reason' in event ? event.reason : undefined,
     };
     log.info(fields, `peer ${event.type}`);
-    if (event.type === 'suspect') watchMembership();
+    if (event.type === 'suspect') watchForDeaths();
     if (event.type === 'joined' && !mesh.connectedPeers().includes(member.nodeId)) {
       // Adverts reach us through any peer; a direct connection keeps gossip flowing if that peer dies.
       void dialAny(mesh, member.advert.addrs).catch(() => {});
@@ -296,20 +307,6 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     onError: (err) => logger.error({ err: String(err) }, 'periodic task failed'),
   });
   ticker.every(config.heartbeatMs, publishAdvert);
-  // Suspicion is noticed on the heartbeat; death is declared on time by a timer armed only while a node is suspect.
-  let deathCheck: { at: number; timer: NodeJS.Timeout } | undefined;
-  const watchForDeaths = () => {
-    const at = membership.nextDeathAt();
-    if (at === undefined || (deathCheck && deathCheck.at <= at)) return;
-    if (deathCheck) clearTimeout(deathCheck.timer);
-    const timer = setTimeout(() => {
-      deathCheck = undefined;
-      membership.tick();
-      watchForDeaths();
-    }, at - Date.now());
-    deathCheck = { at, timer };
-  };
-  watchMembership = watchForDeaths;
   ticker.every(config.heartbeatMs, () => {
     membership.tick();
     watchForDeaths();

@@ -153,7 +153,8 @@ class Libp2pMeshNode implements MeshNode {
     }
   }
 
-  private reconnectMs = 2_000;
+  /** How long after a failed or lost bootstrap connection it is dialled again; set by init(). */
+  private reconnectMs = 0;
 
   private redialBootstrapSoon(): void {
     if (this.stopped || this.reconnectTimer) return;
