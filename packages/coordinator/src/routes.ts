@@ -197,7 +197,10 @@ export function registerRoutes(deps: RoutesDeps): void {
       for (const { position, event: stored } of entries) {
         for (const event of expandEvent(stored)) {
           if (goal && event.goalId !== goal) continue;
-          chunk += `id: ${position}\nevent: ${event.type}\ndata: ${JSON.stringify({ position, ...event })}\n\n`;
+          // The position, then the event's own fields: one stringify, no merged copy of every event.
+          const json = JSON.stringify(event);
+          const data = json.length > 2 ? `{"position":${position},${json.slice(1)}` : `{"position":${position}}`;
+          chunk += `id: ${position}\nevent: ${event.type}\ndata: ${data}\n\n`;
         }
       }
       if (chunk) res.write(chunk);
