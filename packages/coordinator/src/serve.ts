@@ -66,6 +66,7 @@ export function coordinatorPlugin(init: CoordinatorPluginInit): DaemonPlugin {
     const coordinator = await createCoordinator({
       ledger: ctx.ledger,
       mesh: ctx.mesh,
+      replicator: ctx.replicator,
       membership: ctx.membership,
       place: init.place,
       logger: ctx.logger.child({ component: 'coordinator' }),

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ActionRunner, createWorker, type RunResult } from '@hermes-mesh/daemon';
 import { createExecutor, createFakeOpenAIServer } from '@hermes-mesh/executor';
-import { createMemoryNetwork, createReplicator, type Ledger, openLedger } from '@hermes-mesh/ledger';
+import { createMemoryNetwork, createReplicator, type Ledger, openLedger, type Replicator } from '@hermes-mesh/ledger';
 import { createMembership, type Membership } from '@hermes-mesh/mesh';
 import { proposeFallback } from '@hermes-mesh/planner';
 import { type Assignment, sampleAdvert } from '@hermes-mesh/protocol';
@@ -73,9 +73,10 @@ async function cluster(
   extra: Partial<CoordinatorInit> = {},
   net: { gossip?: boolean; syncIntervalMs?: number; slots?: number } = {},
 ): Promise<Cluster> {
-  const network = createMemoryNetwork(net.gossip === false ? { deliverGossip: () => false } : {});
+  const network = createMemoryNetwork(net.gossip === false ? { deliver: (_from, _to, via) => via !== 'gossip' } : {});
   const ledgers = new Map<string, Ledger>();
   const meshes = new Map<string, ReturnType<typeof network.node>>();
+  const replicators = new Map<string, Replicator>();
   const log: string[] = [];
   let t = 0;
   const membership = createMembership({ selfId: 'coord', now: () => t, deadAfterMs: 3_000 });
@@ -85,6 +86,7 @@ async function cluster(
     const mesh = network.node(id);
     meshes.set(id, mesh);
     const replicator = await createReplicator({ ledger, mesh, intervalMs: net.syncIntervalMs ?? 50 });
+    replicators.set(id, replicator);
     ledgers.set(id, ledger);
     cleanup.push(async () => {
       replicator.stop();
@@ -95,6 +97,7 @@ async function cluster(
     const worker = await createWorker({
       mesh,
       ledger,
+      replicator,
       runner: runners.get(id) ?? scriptedRunner(log),
       slots: net.slots ?? 2,
       logger,
@@ -107,6 +110,7 @@ async function cluster(
     createCoordinator({
       ledger: ledgers.get('coord')!,
       mesh: meshes.get('coord')!,
+      replicator: replicators.get('coord')!,
       membership,
       place: schedulerPlacer(),
       logger,

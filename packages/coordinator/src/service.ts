@@ -1,6 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type ActionRecipe, loadActionRecipe, saveRecipe } from '@hermes-mesh/executor';
-import { type Action, type EventInput, expandEvent, type Ledger, type LedgerEntry } from '@hermes-mesh/ledger';
+import {
+  type Action,
+  type EventInput,
+  expandEvent,
+  type Ledger,
+  type LedgerEntry,
+  type Replicator,
+} from '@hermes-mesh/ledger';
 import type { Membership, MeshNode } from '@hermes-mesh/mesh';
 import type { FailedAction, FallbackProposal } from '@hermes-mesh/planner';
 import type { Advert, Assignment, LedgerEvent } from '@hermes-mesh/protocol';
@@ -48,6 +55,8 @@ export type Placer = (
 export interface CoordinatorInit {
   ledger: Ledger;
   mesh: MeshNode;
+  /** The node's replicator: workers' results arrive through it (onPush). */
+  replicator: Pick<Replicator, 'onPush'>;
   membership: Membership;
   place: Placer;
   logger: Logger;
@@ -983,19 +992,15 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     }
   });
 
-  // Workers send their new events here directly (one hop, no gossip wait): only their own, checked like any other.
-  await mesh.listen(PROTOCOLS.report, (message, peer) => {
-    if (stopped || message.kind !== 'events') return;
+  // Workers push their new events here as soon as they are durable (see pushPromptly), and the replicator has
+  // folded them when this runs: claims of success are verified now, so the verdict shares their disk write (it is
+  // written after them, so it is never durable without them).
+  const offPush = init.replicator.onPush((events, peer) => {
+    if (stopped) return;
     membership.observeLife(peer);
-    const own = message.body.events.filter((e) => e.origin === peer);
-    if (own.length < message.body.events.length) {
-      logger.warn({ peer, foreign: message.body.events.length - own.length }, 'report carried events of other nodes');
-    }
-    ledger.ingest(own).catch((err) => logger.warn({ peer, err: String(err) }, 'could not store reported events'));
-    // Claims of success are folded already: verified now, the verdict shares their disk write (it is written
-    // after them, so it is never durable without them).
     let claims = false;
-    for (const stored of own) {
+    for (const stored of events) {
+      if (stored.type !== 'action.state' && stored.type !== 'action.states') continue;
       for (const event of expandEvent(stored)) {
         if (event.type === 'action.state' && event.state === 'STATUS_VERIFICATION_REQUESTED' && event.actionId) {
           onActionEvent(event);
@@ -1114,6 +1119,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     stop() {
       stopped = true;
       unsubscribe();
+      offPush();
       clearInterval(deadWatch);
       for (const t of retryTimers) clearTimeout(t);
       for (const t of approvalTimers.values()) clearTimeout(t);

@@ -84,6 +84,7 @@ export interface DaemonContext {
   logger: Logger;
   mesh: MeshNode;
   ledger: Ledger;
+  replicator: Replicator;
   membership: Membership;
   api: FastifyInstance;
   /** Called when the daemon stops, before the mesh and ledger close. */
@@ -136,7 +137,6 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     // What the ledger works around (an unusable snapshot, a damaged event under one) goes into the JSON log.
     warn: (message) => logger.warn({ ledger: true }, message),
   });
-  const replicator: Replicator = await createReplicator({ ledger, mesh });
   logger.info({ ...ledger.counts(), openMs: Math.round(ledger.openStats.ms) }, 'ledger open');
   const rejections = createRejectionLog({
     count: (r) => metrics.rejected.inc({ reason: r.reason, kind: r.kind ?? 'unknown' }),
@@ -186,6 +186,12 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     else membership.observeLife(message.from);
   });
   mesh.on('peer:disconnect', (peer) => membership.observeDisconnect(peer));
+  /** A live member this node has no connection to hears from it only through others, by gossip. */
+  const someMemberUnconnected = (connected = new Set(mesh.connectedPeers())) =>
+    membership
+      .members()
+      .some((m) => !m.self && (m.state === 'alive' || m.state === 'suspect') && !connected.has(m.nodeId));
+  const replicator: Replicator = await createReplicator({ ledger, mesh, relay: () => someMemberUnconnected() });
 
   // Hosted APIs this node is configured to call count as models it serves (always "loaded", no VRAM).
   const providerModels = config.providers.flatMap((p) =>
@@ -206,7 +212,14 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   let seq = 0;
   const slots = options.runner ? (config.slots ?? Math.max(1, probe.cpu.cores)) : 0;
   const worker = options.runner
-    ? await createWorker({ mesh, ledger, runner: options.runner, slots, logger: logger.child({ component: 'worker' }) })
+    ? await createWorker({
+        mesh,
+        ledger,
+        replicator,
+        runner: options.runner,
+        slots,
+        logger: logger.child({ component: 'worker' }),
+      })
     : undefined;
   const buildAdvert = (): Advert => ({
     nodeId: mesh.peerId,
@@ -272,10 +285,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
     const content = JSON.stringify({ ...current, seq: 0 });
     const connected = new Set(mesh.connectedPeers());
     for (const peer of connected) void sendAdvertTo(peer, content);
-    const unreached = membership
-      .members()
-      .some((m) => !m.self && (m.state === 'alive' || m.state === 'suspect') && !connected.has(m.nodeId));
-    if (!gossipNow && !unreached) return;
+    if (!gossipNow && !someMemberUnconnected(connected)) return;
     try {
       await mesh.publish('advert', current);
       metrics.published.inc({ kind: 'advert' });
@@ -339,7 +349,7 @@ export async function startDaemon(config: DaemonConfig, logger: Logger, options:
   });
   const stopHooks: Array<() => Promise<void> | void> = [];
   for (const plugin of options.plugins ?? []) {
-    await plugin({ config, logger, mesh, ledger, membership, api, onStop: (fn) => stopHooks.push(fn) });
+    await plugin({ config, logger, mesh, ledger, replicator, membership, api, onStop: (fn) => stopHooks.push(fn) });
   }
   const apiAddress = await api.listen({ host: config.api.host, port: config.api.port });
   const apiUrl = apiAddress.replace('0.0.0.0', '127.0.0.1');

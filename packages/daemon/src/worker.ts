@@ -1,15 +1,13 @@
 import {
   type AppendResult,
-  chunkEntries,
-  EVENT_BYTES_PER_MESSAGE,
-  EVENTS_PER_MESSAGE,
   type EventInput,
   expandEvent,
   type Ledger,
   type LedgerEntry,
+  type Replicator,
 } from '@hermes-mesh/ledger';
 import type { MeshNode } from '@hermes-mesh/mesh';
-import { type Ack, type ActionOutput, type Assignment, type LedgerEvent, PROTOCOLS } from '@hermes-mesh/protocol';
+import { type Ack, type ActionOutput, type Assignment, PROTOCOLS } from '@hermes-mesh/protocol';
 import type { Logger } from 'pino';
 
 export type RunResult =
@@ -27,6 +25,8 @@ export interface ActionRunner {
 export interface WorkerInit {
   mesh: MeshNode;
   ledger: Ledger;
+  /** Gets this node's events to the coordinators that assign it work as soon as they are durable. */
+  replicator: Pick<Replicator, 'pushPromptly'>;
   runner: ActionRunner;
   slots: number;
   logger: Logger;
@@ -41,9 +41,6 @@ export interface Worker {
   running(): Array<{ actionId: string; epoch: number; startedAt: number }>;
   stop(): Promise<void>;
 }
-
-/** A coordinator that assigned nothing for this long stops getting reports (gossip still reaches it). */
-const REPORT_TO_IDLE_COORDINATOR_MS = 10 * 60_000;
 
 interface Running {
   assignment: Assignment;
@@ -64,37 +61,7 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
   const inlineBytes = init.inlineOutputBytes ?? 256 * 1024;
   const running = new Map<string, Running>();
 
-  /** Coordinators that assigned work here lately, and when they last did: they get this node's events first-hand. */
-  const coordinators = new Map<string, number>();
-
-  /**
-   * Sends this node's new durable events to its coordinators over a kept-open stream, so a result reaches the
-   * coordinator in one hop instead of through gossip. All of them, not only the coordinator's own actions: the
-   * origin's log must arrive without gaps to be folded. Best effort: gossip and anti-entropy still deliver all.
-   */
-  function report(entries: LedgerEntry[]) {
-    const now = Date.now();
-    let chunks: LedgerEvent[][] | undefined;
-    for (const [peer, lastAssigned] of coordinators) {
-      if (now - lastAssigned > REPORT_TO_IDLE_COORDINATOR_MS) {
-        coordinators.delete(peer);
-        continue;
-      }
-      chunks ??= chunkEntries(entries, EVENTS_PER_MESSAGE, EVENT_BYTES_PER_MESSAGE).map((c) => c.map((e) => e.event));
-      for (const events of chunks) {
-        init.mesh
-          .notify(peer, PROTOCOLS.report, 'events', { events })
-          .catch((err) => logger.debug({ peer, err: String(err) }, 'could not report to coordinator'));
-      }
-    }
-  }
-
   const stopWatching = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
-    if (coordinators.size > 0) {
-      // Each call is one durable batch already: send it now rather than a turn of the event loop later.
-      const own = entries.filter((e) => e.event.origin === ledger.origin);
-      if (own.length > 0) report(own);
-    }
     for (const event of entries.flatMap((e) => expandEvent(e.event))) {
       if (event.type !== 'action.state' || event.actionId === undefined) continue;
       const run = running.get(event.actionId);
@@ -222,7 +189,8 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
 
   await init.mesh.handle(PROTOCOLS.assign, async (request, peer) => {
     if (request.kind !== 'assign') return undefined;
-    coordinators.set(peer, Date.now());
+    // Its results go to the coordinator in one hop, as soon as they are durable.
+    init.replicator.pushPromptly(peer);
     const { assignments, events } = request.body;
     if (events && events.length > 0) {
       // Ingest folds (and advances the Lamport clock) at once and only then waits for the disk: the decision

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MeshNode } from '@hermes-mesh/mesh';
-import { encodeMessage, type LedgerEvent } from '@hermes-mesh/protocol';
+import { encodeMessage, type LedgerEvent, PROTOCOLS } from '@hermes-mesh/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../../test/support/wait.js';
 import { type Ledger, openLedger } from './ledger.js';
@@ -141,9 +141,9 @@ describe('replication over the in-memory mesh', () => {
     expect(a.ledger.rejections({ goalId: 'contested' })).toHaveLength(1);
   });
 
-  it('pushes what is written within the push delay in one gossip message', async () => {
+  it('pushes what is written within the push delay in one message', async () => {
     let messages = 0;
-    const counting = { deliverGossip: (from: string) => (from === 'a' ? ++messages > 0 : true) };
+    const counting = { deliver: (from: string) => (from === 'a' ? ++messages > 0 : true) };
     const { network, replicas: all } = await replicas(['a', 'b'], counting, { intervalMs: 0, pushDelayMs: 50 });
     network.connectAll(['a', 'b']);
     const [a, b] = all as [Replica, Replica];
@@ -153,14 +153,86 @@ describe('replication over the in-memory mesh', () => {
     expect(messages).toBe(1);
   });
 
-  it('does not pull gaps that gossip closes in time, even while new ones keep opening', async () => {
-    // As on a worker in a burst: each assignment arrives directly, ahead of the gossip that carries the events
+  it('pushes each event once to each connected peer, and on gossip too only while a member needs relaying', async () => {
+    const via: string[] = [];
+    let relay = false;
+    const counting = {
+      deliver: (from: string, to: string, how: 'gossip' | 'direct') => {
+        if (from === 'a') via.push(`${how}:${to}`);
+        return true;
+      },
+    };
+    const { network, replicas: all } = await replicas(['a', 'b', 'c'], counting, {
+      intervalMs: 0,
+      relay: () => relay,
+    });
+    network.connectAll(['a', 'b', 'c']);
+    const [a, b, c] = all as [Replica, Replica, Replica];
+    await waitFor(() => b.replicator.stats().syncRounds >= 1 && c.replicator.stats().syncRounds >= 1, 'connect syncs');
+    const written = await writeGoals(a, 2);
+    await waitFor(() => converged(all, written), 'b and c to hold all of a');
+    expect(via.sort()).toEqual(['direct:b', 'direct:c']);
+    // c loses its link to a: while a says a member needs relaying, its pushes also go on gossip (through b).
+    network.disconnect('a', 'c');
+    relay = true;
+    via.length = 0;
+    const more = await writeGoals(a, 1, 'relayed');
+    await waitFor(() => c.ledger.position() === written + more, "c to get a's events through b");
+    expect(c.replicator.stats().pulledEvents).toBe(0);
+    expect(via.sort()).toEqual(['direct:b', 'gossip:b', 'gossip:c']);
+  });
+
+  it('a prompt peer gets each durable batch at once and in order; the others after the push delay', async () => {
+    const { network, replicas: all } = await replicas(['a', 'b', 'c'], {}, { intervalMs: 0, pushDelayMs: 1_000 });
+    network.connectAll(['a', 'b', 'c']);
+    const [a, b, c] = all as [Replica, Replica, Replica];
+    await waitFor(() => b.replicator.stats().syncRounds >= 1 && c.replicator.stats().syncRounds >= 1, 'connect syncs');
+    const pushed: number[][] = [];
+    b.replicator.onPush((events, peer) => pushed.push(events.map((e) => (peer === 'a' ? e.seq : -1))));
+    const submit = (i: number) => ({
+      type: 'goal.submitted' as const,
+      goalId: `p${i}`,
+      data: { text: 'x', coordinator: 'a' },
+    });
+    await a.ledger.append(submit(0)); // before b was prompt: held back for the delay
+    a.replicator.pushPromptly('b');
+    const t0 = Date.now();
+    await a.ledger.append(submit(1));
+    await waitFor(() => b.ledger.position() === 2, 'b to get both at once');
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(pushed).toEqual([[1, 2]]); // the held-back one first, in one message with the new one
+    expect(c.ledger.position()).toBe(0);
+    await waitFor(() => c.ledger.position() === 2, 'c to get them after the delay');
+    // The delayed push sends b nothing twice.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(pushed).toEqual([[1, 2]]);
+    expect(b.ledger.counts().events).toBe(2);
+  });
+
+  it('refuses pushed events of other origins: a peer pushes only its own', async () => {
+    const { network, replicas: all } = await replicas(['a', 'b', 'c'], {}, { intervalMs: 0 });
+    network.connectAll(['a', 'b', 'c']);
+    const [a, b, c] = all as [Replica, Replica, Replica];
+    const written = await a.ledger.append({
+      type: 'goal.submitted',
+      goalId: 'g',
+      data: { text: 'x', coordinator: 'a' },
+    });
+    if (!written.ok) throw new Error(written.error);
+    await waitFor(() => c.ledger.position() === 1 && b.ledger.position() === 1, 'the honest push');
+    // c forwards a's event as if it were its own push, and a forged one in a's name.
+    const forged = { ...written.event, seq: 2, lamport: 99, goalId: 'forged' };
+    await c.mesh.notify('b', PROTOCOLS.ledgerPush, 'events', { events: [forged] });
+    await waitFor(() => b.replicator.stats().errors === 1, 'the refusal');
+    expect(b.replicator.stats().lastError).toMatch(/c pushed 1 events of other origins/);
+    expect(b.ledger.goal('forged')).toBeUndefined();
+    expect(b.ledger.position()).toBe(1);
+  });
+
+  it('does not pull gaps that pushes close in time, even while new ones keep opening', async () => {
+    // As on a worker in a burst: each assignment arrives directly, ahead of the push that carries the events
     // of its origin before it, so some gap is open nearly all the time, but each one closes within ~50 ms.
-    const { network, replicas: all } = await replicas(
-      ['a', 'b'],
-      { gossipDelayMs: 30 },
-      { intervalMs: 0, pushDelayMs: 20 },
-    );
+    const { network, replicas: all } = await replicas(['a', 'b'], { delayMs: 30 }, { intervalMs: 0, pushDelayMs: 20 });
     network.connectAll(['a', 'b']);
     const [a, b] = all as [Replica, Replica];
     await waitFor(() => b.replicator.stats().syncRounds === 1, 'the sync round on connect');
@@ -174,15 +246,15 @@ describe('replication over the in-memory mesh', () => {
       sawGap ||= b.ledger.hasGaps();
       await new Promise((r) => setTimeout(r, 10));
     }
-    await waitFor(() => b.ledger.position() === a.ledger.position() && !b.ledger.hasGaps(), 'b to catch up by gossip');
+    await waitFor(() => b.ledger.position() === a.ledger.position() && !b.ledger.hasGaps(), 'b to catch up by pushes');
     expect(sawGap).toBe(true);
     expect(b.replicator.stats()).toMatchObject({ syncRounds: 1, pulledEvents: 0 });
   });
 
   it('fills a gap that stays by pulling the missing range only', async () => {
-    // a's first gossip message never reaches b; its second does, and shows b what it lacks.
+    // a's first push never reaches b; its second does, and shows b what it lacks.
     let fromA = 0;
-    const dropFirst = { deliverGossip: (from: string) => from !== 'a' || ++fromA > 1 };
+    const dropFirst = { deliver: (from: string) => from !== 'a' || ++fromA > 1 };
     const { network, replicas: all } = await replicas(['a', 'b'], dropFirst, { intervalMs: 0, pushDelayMs: 0 });
     network.connectAll(['a', 'b']);
     const [a, b] = all as [Replica, Replica];
@@ -208,22 +280,22 @@ describe('replication over the in-memory mesh', () => {
     expect(b.replicator.stats()).toMatchObject({ syncRounds: 2, pulledEvents: 10 });
   });
 
-  it('a periodic pull leaves what gossip is still bringing, and repairs what it lost once settled', async () => {
-    // Gossip from a is slow (300 ms) but arrives; pulls run every 50 ms and ask only for what a has held 1 s.
+  it('a periodic pull leaves what pushes are still bringing, and repairs what they lost once settled', async () => {
+    // Pushes from a are slow (300 ms) but arrive; pulls run every 50 ms and ask only for what a has held 1 s.
     let dropping = false;
-    const slow = { gossipDelayMs: 300, deliverGossip: (from: string) => !(dropping && from === 'a') };
+    const slow = { delayMs: 300, deliver: (from: string) => !(dropping && from === 'a') };
     const { network, replicas: all } = await replicas(['a', 'b'], slow, { intervalMs: 50, settledMs: 1_000 });
     const [a, b] = all as [Replica, Replica];
     network.connectAll(['a', 'b']);
     await waitFor(() => b.replicator.stats().syncRounds >= 1, 'the sync round on connect');
     const written = await writeGoals(a, 20);
-    await waitFor(() => b.ledger.position() === written, 'b to get everything by gossip');
+    await waitFor(() => b.ledger.position() === written, 'b to get everything pushed');
     expect(b.replicator.stats().pulledEvents).toBe(0);
-    // Now a's gossip is lost: a periodic pull brings it, once a has held it for the settled time.
+    // Now a's pushes are lost: a periodic pull brings them, once a has held them for the settled time.
     dropping = true;
     const t0 = Date.now();
     const more = await writeGoals(a, 5, 'late');
-    await waitFor(() => b.ledger.position() === written + more, 'b to pull what gossip lost');
+    await waitFor(() => b.ledger.position() === written + more, 'b to pull what pushes lost');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
     expect(b.replicator.stats().pulledEvents).toBe(more);
   });
@@ -241,18 +313,18 @@ describe('replication over the in-memory mesh', () => {
     await roundsIn(1_500); // settle into the longest period (20, 40, ... 640, then 1000 ms)
     // Quiet: one round a second (a fixed 20 ms period would be ~100 in two seconds).
     expect(await roundsIn(2_000)).toBeLessThanOrEqual(3);
-    // Something new (a's gossip reaches b): back to 20 ms, then backing off again (rounds at ~20, 60, 140 ms...),
+    // Something new (a's push reaches b): back to 20 ms, then backing off again (rounds at ~20, 60, 140 ms...),
     // where the quiet period would allow at most one round in 400 ms.
     await writeGoals(a, 1);
     expect(await roundsIn(400)).toBeGreaterThanOrEqual(2);
   });
 
-  it('does not pull a gap that gossip is still filling, however long that takes', async () => {
-    // a's own gossip is dropped; its events reach b below by hand, as a busy sender's gossip would: the last one
+  it('does not pull a gap that pushes are still filling, however long that takes', async () => {
+    // a's own pushes are dropped; its events reach b below by hand, as a busy sender's would: the last one
     // first (an assignment handed over directly), then the others one by one, each 100 ms after the one before.
     const { network, replicas: all } = await replicas(
       ['a', 'b'],
-      { deliverGossip: (from) => from !== 'a' },
+      { deliver: (from) => from !== 'a' },
       { intervalMs: 0, pushDelayMs: 0 },
     );
     network.connectAll(['a', 'b']);
@@ -266,26 +338,27 @@ describe('replication over the in-memory mesh', () => {
       })),
     );
     const events = results.map((r) => (r.ok ? r.event : undefined)!);
-    const gossip = (event: LedgerEvent) =>
-      (b.mesh as unknown as { deliver(bytes: Uint8Array, from: string): void }).deliver(
+    const push = (event: LedgerEvent) =>
+      (b.mesh as unknown as { receive(protocol: string, bytes: Uint8Array, from: string): void }).receive(
+        PROTOCOLS.ledgerPush,
         encodeMessage('events', 'a', event.seq, { events: [event] }),
         'a',
       );
-    gossip(events[9]!);
+    push(events[9]!);
     for (const event of events.slice(0, 9)) {
       await new Promise((r) => setTimeout(r, 100));
-      gossip(event);
+      push(event);
     }
     await waitFor(() => b.ledger.position() === 10, 'b to hold all ten');
     expect(b.replicator.stats().syncRounds).toBe(1);
   });
 
-  it('converges over lossy gossip: gaps are held, then pulled', async () => {
+  it('converges over lossy links: gaps are held, then pulled', async () => {
     const random = seededRandom(7);
-    // Pushed at once (no coalescing window), so small sequential batches are many gossip messages: a lost one is
+    // Pushed at once (no coalescing window), so small sequential batches are many messages: a lost one is
     // followed by a later one that reveals the gap, whatever the machine's timing (one big message could be lost
     // with nothing after it).
-    const lossy = { deliverGossip: () => random() > 0.3 };
+    const lossy = { deliver: () => random() > 0.3 };
     const { network, replicas: all } = await replicas(['a', 'b', 'c'], lossy, { intervalMs: 0, pushDelayMs: 0 });
     network.connectAll(['a', 'b', 'c']);
     let written = 0;

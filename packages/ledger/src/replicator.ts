@@ -25,25 +25,31 @@ export interface ReplicatorInit {
   pageLimit?: number;
   /** Most event bytes served per sync page (default 6 MiB, under the 8 MiB sync-res cap). */
   pageBytes?: number;
-  /** Most events per gossip message (default 500; split further if a message would pass the 1 MiB cap). */
+  /** Most events per pushed message (default 500; split further if a message would pass the 1 MiB cap). */
   pushBatch?: number;
-  /** About the most event bytes per gossip message (default 768 KiB, under the 1 MiB cap of an events message). */
+  /** About the most event bytes per pushed message (default 768 KiB, under the 1 MiB cap of an events message). */
   pushBytes?: number;
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
   /**
-   * How long new events wait to be pushed, so that what is written meanwhile goes in the same gossip message
-   * (default 20 ms; 0 = the next turn of the event loop). The events that must arrive at once (assignments,
-   * results) go straight to the peer that needs them; gossip is for everyone else, and a few ms late costs
-   * nothing there, while each message sent costs every node a decode, a signature check and a write.
+   * How long new events wait to be pushed, so that what is written meanwhile goes in the same message (default
+   * 20 ms; 0 = the next turn of the event loop). Peers that need them at once (see pushPromptly) get each
+   * durable batch without waiting; for everyone else a few ms late costs nothing, while each message sent costs
+   * the receiver a decode and a write.
    */
   pushDelayMs?: number;
   /**
-   * How long a gap may stay open before it is pulled (default 200 ms). Gossip reaches a node over several paths,
-   * so a later event often arrives just before an earlier one: pulling at once would mostly fetch what is
-   * already on its way, at the cost of a sync round on both sides.
+   * How long a gap may stay open before it is pulled (default 200 ms). Events of one origin can reach a node by
+   * several paths (an assignment handed over directly runs ahead of its coordinator's push), so a later event
+   * often arrives just before an earlier one: pulling at once would mostly fetch what is already on its way.
    */
   gapGraceMs?: number;
+  /**
+   * True while some live member is not connected to this node (default: never). New events then also go on
+   * gossip, which reaches that member through the others; otherwise each connected peer gets them directly
+   * and only once, where gossip would deliver every message to every node once per mesh peer.
+   */
+  relay?: () => boolean;
 }
 
 export interface ReplicatorStats {
@@ -61,9 +67,23 @@ export interface Replicator {
   syncWith(peer: string): Promise<number>;
   /** syncWith every connected peer. */
   syncAll(): Promise<number>;
+  /**
+   * For the next PROMPT_MS, `peer` gets this node's new events as soon as each batch is durable, without the push
+   * delay: a worker calls it for the coordinator that assigns it work, so a result reaches it in one hop at once.
+   */
+  pushPromptly(peer: string): void;
+  /**
+   * Calls `listener` with each batch of events a peer pushes here (only that peer's own), right after they are
+   * folded and before they are durable: a coordinator verifies a reported claim so that its verdict shares the
+   * claim's disk write. Returns the unsubscribe function.
+   */
+  onPush(listener: (events: readonly LedgerEvent[], peer: string) => void): () => void;
   stats(): ReplicatorStats;
   stop(): void;
 }
+
+/** How long a peer asked for with pushPromptly keeps getting each batch at once. */
+const PROMPT_MS = 10 * 60_000;
 
 const DEFAULTS = {
   intervalMs: 5000,
@@ -76,11 +96,13 @@ const DEFAULTS = {
   timeoutMs: 10_000,
   pushDelayMs: 20,
   gapGraceMs: 200,
+  relay: () => false,
 };
 
 /**
- * Replicates a ledger over a mesh: pushes this node's new events on gossip, pulls whatever it lacks by version
- * vector over the ledger-sync protocol (on connect, on a gap, and periodically), and serves those pulls.
+ * Replicates a ledger over a mesh: pushes this node's new events to each connected peer directly (and on gossip
+ * too while some member is not connected), pulls whatever it lacks by version vector over the ledger-sync
+ * protocol (on connect, on a gap, and periodically), and serves those pulls.
  */
 export async function createReplicator(init: ReplicatorInit): Promise<Replicator> {
   const options = { ...DEFAULTS, ...definedOnly(init) };
@@ -186,7 +208,13 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   }
 
   // ---- push ----
+  /**
+   * This node's own entries not yet pushed to every connected peer, in log order, and how far each prompt peer
+   * has had them already (so the delayed push sends it only the rest, and in order).
+   */
   let outbox: LedgerEntry[] = [];
+  const sentTo = new Map<string, number>();
+  const prompt = new Map<string, number>();
   let flushScheduled = false;
   const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
     noteActivity();
@@ -198,48 +226,108 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     if (now - last[0] < 100) last[1] = position;
     else durableAt.push([now, position]);
     while (durableAt.length > 2 && durableAt[1]![0] < now - 60_000) durableAt.shift();
+    const before = outbox.length;
     for (const entry of entries) if (entry.event.origin === ledger.origin) outbox.push(entry);
-    if (outbox.length > 0 && !flushScheduled) {
+    if (outbox.length === before) return;
+    if (prompt.size > 0) pushPrompt(now);
+    if (!flushScheduled) {
       flushScheduled = true;
       if (options.pushDelayMs > 0) setTimeout(flushOutbox, options.pushDelayMs).unref();
       else setImmediate(flushOutbox);
     }
   });
 
+  /** What `peer` has not had of the outbox yet. */
+  function unsentTo(peer: string): LedgerEntry[] {
+    const upTo = sentTo.get(peer);
+    if (upTo === undefined) return outbox;
+    let from = outbox.length;
+    while (from > 0 && outbox[from - 1]!.position > upTo) from--;
+    return outbox.slice(from);
+  }
+
+  function pushPrompt(now: number): void {
+    const connected = new Set(mesh.connectedPeers());
+    for (const [peer, askedAt] of prompt) {
+      if (now - askedAt > PROMPT_MS) prompt.delete(peer);
+      else if (connected.has(peer)) pushTo(peer, unsentTo(peer));
+    }
+  }
+
   function flushOutbox(): void {
     flushScheduled = false;
     const entries = outbox;
     outbox = [];
-    for (const chunk of chunkEntries(entries, options.pushBatch, options.pushBytes)) {
-      publish(chunk.map((e) => e.event));
+    let shared: LedgerEvent[][] | undefined;
+    for (const peer of mesh.connectedPeers()) {
+      const upTo = sentTo.get(peer);
+      if (upTo === undefined) {
+        shared ??= chunksOf(entries);
+        for (const events of shared) send(peer, events);
+      } else if (upTo < entries[entries.length - 1]!.position) {
+        for (const events of chunksOf(entries.filter((e) => e.position > upTo))) send(peer, events);
+      }
     }
+    sentTo.clear();
+    stats.pushedEvents += entries.length;
+    if (options.relay()) for (const events of shared ?? chunksOf(entries)) publish(events);
+  }
+
+  function pushTo(peer: string, entries: LedgerEntry[]): void {
+    if (entries.length === 0) return;
+    for (const events of chunksOf(entries)) send(peer, events);
+    sentTo.set(peer, entries[entries.length - 1]!.position);
+  }
+
+  const chunksOf = (entries: LedgerEntry[]) =>
+    chunkEntries(entries, options.pushBatch, options.pushBytes).map((chunk) => chunk.map((e) => e.event));
+
+  /** One message straight to `peer`. A lost one is a gap, pulled by the receiver (or the next periodic pull). */
+  function send(peer: string, events: LedgerEvent[]): void {
+    if (stopped) return;
+    mesh.notify(peer, PROTOCOLS.ledgerPush, 'events', { events }).catch((err) => {
+      if (err instanceof MessageTooLargeError && events.length > 1) {
+        const half = Math.ceil(events.length / 2);
+        send(peer, events.slice(0, half));
+        send(peer, events.slice(half));
+      } else fail(err);
+    });
   }
 
   function publish(events: LedgerEvent[]): void {
     if (stopped || events.length === 0) return;
-    mesh.publish('events', { events }).then(
-      () => {
-        stats.pushedEvents += events.length;
-      },
-      (err) => {
-        if (err instanceof MessageTooLargeError && events.length > 1) {
-          const half = Math.ceil(events.length / 2);
-          publish(events.slice(0, half));
-          publish(events.slice(half));
-        } else fail(err);
-      },
-    );
+    mesh.publish('events', { events }).catch((err) => {
+      if (err instanceof MessageTooLargeError && events.length > 1) {
+        const half = Math.ceil(events.length / 2);
+        publish(events.slice(0, half));
+        publish(events.slice(half));
+      } else fail(err);
+    });
   }
 
   // ---- receive ----
-  const offMessage = mesh.on('message', (message, peer) => {
-    if (stopped || message.kind !== 'events') return;
-    const events = (message.body as { events: LedgerEvent[] }).events;
+  function receive(events: readonly LedgerEvent[], peer: string): void {
     stats.receivedEvents += events.length;
     ledger.ingest(events).then((report) => {
       // Held events mean a gap: what fills it is on the sender (and maybe elsewhere); ask for it if it stays.
       if (report.held > 0 || ledger.hasGaps()) pullIfGapStays(peer);
     }, fail);
+  }
+  const pushListeners = new Set<(events: readonly LedgerEvent[], peer: string) => void>();
+  await mesh.listen(PROTOCOLS.ledgerPush, (message, peer) => {
+    if (stopped || message.kind !== 'events') return;
+    // A peer pushes its own events only; the connection says who it is. Others' come by gossip or sync.
+    const own = message.body.events.filter((e) => e.origin === peer);
+    if (own.length < message.body.events.length) {
+      fail(new Error(`${peer} pushed ${message.body.events.length - own.length} events of other origins`));
+    }
+    if (own.length === 0) return;
+    receive(own, peer);
+    for (const listener of pushListeners) listener(own, peer);
+  });
+  // Gossip: events relayed for members that are not connected to their origin.
+  const offMessage = mesh.on('message', (message, peer) => {
+    if (!stopped && message.kind === 'events') receive((message.body as { events: LedgerEvent[] }).events, peer);
   });
   const gapChecks = new Map<string, NodeJS.Timeout>();
   /**
@@ -303,6 +391,13 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   return {
     syncWith,
     syncAll,
+    pushPromptly(peer) {
+      prompt.set(peer, Date.now());
+    },
+    onPush(listener) {
+      pushListeners.add(listener);
+      return () => pushListeners.delete(listener);
+    },
     stats: () => ({ ...stats }),
     stop() {
       stopped = true;

@@ -6,8 +6,8 @@ export const topics = (meshId: string) => ({
 
 export const PROTOCOLS = {
   assign: '/hermes/assign/1.0.0',
-  /** One-way: a worker's own new ledger events, straight to the coordinators that assign it work (gossip is slower). */
-  report: '/hermes/report/1.0.0',
+  /** One-way: a node's own new ledger events, straight to each peer it is connected to (see the replicator). */
+  ledgerPush: '/hermes/ledger-push/1.0.0',
   ledgerSync: '/hermes/ledger-sync/1.0.0',
   /** One-way: a node's advert, every heartbeat, straight to each peer it is connected to (see hermesd). */
   advert: '/hermes/advert/1.0.0',

@@ -26,14 +26,17 @@ export interface MemoryNetwork {
 type Listeners = { [E in keyof MeshEvents]: Set<MeshEvents[E]> };
 
 export interface MemoryNetworkOptions {
-  /** Decides whether one gossip message reaches one peer (lossy links in tests); default every message does. */
-  deliverGossip?: (from: string, to: string) => boolean;
-  /** How long a gossip message takes to arrive (default: the next turn of the event loop). */
-  gossipDelayMs?: number;
+  /**
+   * Decides whether one gossip message or one-way (notify) message reaches one peer (lossy links in tests);
+   * default every message does. Requests and their replies always arrive.
+   */
+  deliver?: (from: string, to: string, via: 'gossip' | 'direct') => boolean;
+  /** How long a gossip or one-way message takes to arrive (default: the next turn of the event loop). */
+  delayMs?: number;
 }
 
 export function createMemoryNetwork(options: MemoryNetworkOptions = {}): MemoryNetwork {
-  const deliverGossip = options.deliverGossip ?? (() => true);
+  const deliver = options.deliver ?? (() => true);
   const nodes = new Map<string, MemoryMeshNode>();
   const links = new Map<string, Set<string>>();
   const linksOf = (peer: string) => {
@@ -46,8 +49,8 @@ export function createMemoryNetwork(options: MemoryNetworkOptions = {}): MemoryN
   };
 
   const network: Network = {
-    deliverGossip,
-    gossipDelayMs: options.gossipDelayMs ?? 0,
+    deliver,
+    delayMs: options.delayMs ?? 0,
     neighbours: (peer) => [...linksOf(peer)],
     node(peerId) {
       if (nodes.has(peerId)) throw new Error(`peer ${peerId} already exists`);
@@ -97,8 +100,8 @@ export function createMemoryNetwork(options: MemoryNetworkOptions = {}): MemoryN
 }
 
 type Network = MemoryNetwork & {
-  deliverGossip(from: string, to: string): boolean;
-  readonly gossipDelayMs: number;
+  deliver(from: string, to: string, via: 'gossip' | 'direct'): boolean;
+  readonly delayMs: number;
   reachable(from: string): string[];
   neighbours(peer: string): string[];
   get(peer: string): MemoryMeshNode | undefined;
@@ -137,11 +140,15 @@ class MemoryMeshNode implements MeshNode {
   async publish<K extends GossipKind>(kind: K, body: BodyOf<K>): Promise<void> {
     const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
     for (const peer of this.network.reachable(this.peerId)) {
-      if (!this.network.deliverGossip(this.peerId, peer)) continue;
-      const deliver = () => this.network.get(peer)?.deliver(bytes, this.peerId);
-      if (this.network.gossipDelayMs > 0) setTimeout(deliver, this.network.gossipDelayMs);
-      else setImmediate(deliver);
+      if (!this.network.deliver(this.peerId, peer, 'gossip')) continue;
+      this.later(() => this.network.get(peer)?.deliver(bytes, this.peerId));
     }
+  }
+
+  /** Runs `arrive` once a message has crossed the network. */
+  private later(arrive: () => void): void {
+    if (this.network.delayMs > 0) setTimeout(arrive, this.network.delayMs);
+    else setImmediate(arrive);
   }
 
   deliver(bytes: Uint8Array, from: string): void {
@@ -195,7 +202,7 @@ class MemoryMeshNode implements MeshNode {
     const target = this.network.get(peer);
     if (this.stopped || !target || !this.isNeighbour(peer)) throw new Error(`not connected to ${peer}`);
     const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
-    setImmediate(() => target.receive(protocol, bytes, this.peerId));
+    if (this.network.deliver(this.peerId, peer, 'direct')) this.later(() => target.receive(protocol, bytes, this.peerId));
   }
 
   async request<K extends MessageKind>(
