@@ -202,7 +202,8 @@ class MemoryMeshNode implements MeshNode {
     const target = this.network.get(peer);
     if (this.stopped || !target || !this.isNeighbour(peer)) throw new Error(`not connected to ${peer}`);
     const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
-    if (this.network.deliver(this.peerId, peer, 'direct')) this.later(() => target.receive(protocol, bytes, this.peerId));
+    if (this.network.deliver(this.peerId, peer, 'direct'))
+      this.later(() => target.receive(protocol, bytes, this.peerId));
   }
 
   async request<K extends MessageKind>(
