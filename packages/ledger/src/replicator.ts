@@ -250,7 +250,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     const connected = new Set(mesh.connectedPeers());
     for (const [peer, askedAt] of prompt) {
       if (now - askedAt > PROMPT_MS) prompt.delete(peer);
-      else if (connected.has(peer)) pushTo(peer, unsentTo(peer));
+      else if (connected.has(peer)) pushTo([peer], unsentTo(peer));
     }
   }
 
@@ -258,40 +258,44 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     flushScheduled = false;
     const entries = outbox;
     outbox = [];
-    let shared: LedgerEvent[][] | undefined;
+    const last = entries[entries.length - 1]!.position;
+    // Peers that had none of these yet get the same messages (encoded once); a prompt peer only what it lacks.
+    const everything: string[] = [];
     for (const peer of mesh.connectedPeers()) {
       const upTo = sentTo.get(peer);
-      if (upTo === undefined) {
-        shared ??= chunksOf(entries);
-        for (const events of shared) send(peer, events);
-      } else if (upTo < entries[entries.length - 1]!.position) {
-        for (const events of chunksOf(entries.filter((e) => e.position > upTo))) send(peer, events);
-      }
+      if (upTo === undefined) everything.push(peer);
+      else if (upTo < last) pushTo([peer], entries.filter((e) => e.position > upTo));
     }
-    sentTo.clear();
+    pushTo(everything, entries);
+    sentTo.clear(); // every connected peer now has the whole outbox
     stats.pushedEvents += entries.length;
-    if (options.relay()) for (const events of shared ?? chunksOf(entries)) publish(events);
+    if (options.relay()) for (const events of chunksOf(entries)) publish(events);
   }
 
-  function pushTo(peer: string, entries: LedgerEntry[]): void {
-    if (entries.length === 0) return;
-    for (const events of chunksOf(entries)) send(peer, events);
-    sentTo.set(peer, entries[entries.length - 1]!.position);
+  function pushTo(peers: string[], entries: LedgerEntry[]): void {
+    if (entries.length === 0 || peers.length === 0) return;
+    for (const events of chunksOf(entries)) send(peers, events);
+    for (const peer of peers) sentTo.set(peer, entries[entries.length - 1]!.position);
   }
 
   const chunksOf = (entries: LedgerEntry[]) =>
     chunkEntries(entries, options.pushBatch, options.pushBytes).map((chunk) => chunk.map((e) => e.event));
 
-  /** One message straight to `peer`. A lost one is a gap, pulled by the receiver (or the next periodic pull). */
-  function send(peer: string, events: LedgerEvent[]): void {
+  /** One message straight to each of `peers`. A lost one is a gap, pulled by the receiver (or periodically). */
+  function send(peers: readonly string[], events: LedgerEvent[]): void {
     if (stopped) return;
-    mesh.notify(peer, PROTOCOLS.ledgerPush, 'events', { events }).catch((err) => {
+    let sends: Array<Promise<void>>;
+    try {
+      sends = mesh.notifyEach(peers, PROTOCOLS.ledgerPush, 'events', { events });
+    } catch (err) {
       if (err instanceof MessageTooLargeError && events.length > 1) {
         const half = Math.ceil(events.length / 2);
-        send(peer, events.slice(0, half));
-        send(peer, events.slice(half));
+        send(peers, events.slice(0, half));
+        send(peers, events.slice(half));
       } else fail(err);
-    });
+      return;
+    }
+    for (const sent of sends) sent.catch(fail);
   }
 
   function publish(events: LedgerEvent[]): void {

@@ -188,6 +188,31 @@ describe('mesh node', () => {
     await waitFor(() => got.at(-1) === 99, 'delivery after the junk');
   });
 
+  it('notifyEach sends one message to several peers; a peer it cannot reach fails alone', async () => {
+    const [a, b, c] = await meshOf(3);
+    const got: Array<[string, number, number]> = [];
+    for (const node of [b!, c!]) {
+      await node.listen('/hermes/test-report/1.0.0', (message) => {
+        if (message.kind === 'sync-req') got.push([node.peerId, message.seq, message.body.limit]);
+      });
+    }
+    const sends = a!.notifyEach([b!.peerId, c!.peerId, 'not-a-peer'], '/hermes/test-report/1.0.0', 'sync-req', {
+      have: {},
+      limit: 7,
+    });
+    expect(sends).toHaveLength(3);
+    const refused = expect(sends[2]).rejects.toThrow(); // handled at once, not after the others resolve
+    await Promise.all(sends.slice(0, 2));
+    await refused;
+    await waitFor(() => got.length === 2, 'the message at b and c');
+    // One message, encoded once: the same envelope (same seq) at both.
+    expect(got.map(([, seq, limit]) => [seq, limit])).toEqual([
+      [got[0]![1], 7],
+      [got[0]![1], 7],
+    ]);
+    expect(new Set(got.map(([peer]) => peer))).toEqual(new Set([b!.peerId, c!.peerId]));
+  });
+
   it('a node with another mesh key cannot connect, and hears nothing', async () => {
     const [a, b] = await meshOf(2);
     const outsider = await start(newPsk());

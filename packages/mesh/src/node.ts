@@ -466,7 +466,20 @@ class Libp2pMeshNode implements MeshNode {
    * something else (gossip, anti-entropy) guarantees delivery.
    */
   async notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void> {
+    await this.sendOneWay(peer, protocol, encodeMessage(kind, this.peerId, this.nextSeq(kind), body));
+  }
+
+  notifyEach<K extends MessageKind>(
+    peers: readonly string[],
+    protocol: string,
+    kind: K,
+    body: BodyOf<K>,
+  ): Array<Promise<void>> {
     const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
+    return peers.map((peer) => this.sendOneWay(peer, protocol, bytes));
+  }
+
+  private async sendOneWay(peer: string, protocol: string, bytes: Uint8Array): Promise<void> {
     // No timeout signal per message (each one is a timer): only opening the stream can wait, and it has its own.
     const { framed } = await this.openOutboundTo(peer, protocol);
     framed.send(bytes);

@@ -53,6 +53,16 @@ export interface MeshNode {
    * flight): for fast paths that gossip or anti-entropy back up.
    */
   notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void>;
+  /**
+   * notify to each of `peers`, the message encoded once: what fans out (a ledger push) costs one encode, not one
+   * per peer. Throws MessageTooLargeError at once; one promise per peer for its send, in the order given.
+   */
+  notifyEach<K extends MessageKind>(
+    peers: readonly string[],
+    protocol: string,
+    kind: K,
+    body: BodyOf<K>,
+  ): Array<Promise<void>>;
   /** Sends one message to a peer over a direct protocol and returns the validated reply. */
   request<K extends MessageKind>(
     peer: string,

@@ -199,9 +199,22 @@ class MemoryMeshNode implements MeshNode {
   }
 
   async notify<K extends MessageKind>(peer: string, protocol: string, kind: K, body: BodyOf<K>): Promise<void> {
+    await this.sendOneWay(peer, protocol, encodeMessage(kind, this.peerId, ++this.seq, body));
+  }
+
+  notifyEach<K extends MessageKind>(
+    peers: readonly string[],
+    protocol: string,
+    kind: K,
+    body: BodyOf<K>,
+  ): Array<Promise<void>> {
+    const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
+    return peers.map((peer) => this.sendOneWay(peer, protocol, bytes));
+  }
+
+  private async sendOneWay(peer: string, protocol: string, bytes: Uint8Array): Promise<void> {
     const target = this.network.get(peer);
     if (this.stopped || !target || !this.isNeighbour(peer)) throw new Error(`not connected to ${peer}`);
-    const bytes = encodeMessage(kind, this.peerId, ++this.seq, body);
     if (this.network.deliver(this.peerId, peer, 'direct'))
       this.later(() => target.receive(protocol, bytes, this.peerId));
   }
