@@ -81,6 +81,9 @@ describe('mesh node', () => {
     const boot = await createMeshNode({ privateKey: key, psk, listen: [addr] });
     running.push(boot);
     await waitFor(() => joiner.connectedPeers().includes(boot.peerId), 'the joiner to reach the late bootstrap node');
+    // The joiner counts the connection once its side of the handshake is done; the hang-up below must wait for
+    // boot's side too, or (on a loaded machine) it finds nothing to close and the joiner never sees one.
+    await waitFor(() => boot.connectedPeers().includes(joiner.peerId), 'the bootstrap node to hold the connection');
     let dropped = false;
     joiner.on('peer:disconnect', (peer) => {
       if (peer === boot.peerId) dropped = true;
