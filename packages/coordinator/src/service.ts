@@ -106,6 +106,40 @@ export function newGoalId(): string {
   return `g${randomBytes(8).toString('hex')}`;
 }
 
+/**
+ * Action ids in the order they started waiting, each once. (A Set iterated from the front after deletes skips
+ * every deleted entry still in its table on each look: releasing 20k waiters one slot at a time was quadratic.)
+ */
+class WaitQueue {
+  private order: string[] = [];
+  private head = 0;
+  private readonly members = new Set<string>();
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  add(id: string): void {
+    if (this.members.has(id)) return;
+    this.members.add(id);
+    this.order.push(id);
+  }
+
+  /** The oldest waiter, removed; undefined when none waits. */
+  shift(): string | undefined {
+    while (this.head < this.order.length) {
+      const id = this.order[this.head++]!;
+      if (!this.members.delete(id)) continue;
+      if (this.head >= 1024 && this.head * 2 >= this.order.length) {
+        this.order = this.order.slice(this.head);
+        this.head = 0;
+      }
+      return id;
+    }
+    return undefined;
+  }
+}
+
 export function specOf(action: Action): ActionSpec | undefined {
   return action.spec as ActionSpec | undefined;
 }
@@ -131,7 +165,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   const modelInFlight = new Map<string, string>();
   const waiting = new Map<string, string>();
   /** Ready actions held back because every slot was taken: placed as soon as a slot frees, not on a timer. */
-  const slotWaiters = new Set<string>();
+  const slotWaiters = new WaitQueue();
   const retryTimers = new Set<NodeJS.Timeout>();
   let scheduled = false;
   let passRunning = false;
@@ -219,10 +253,11 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
 
   function releaseWaiters(n: number) {
     let released = 0;
-    for (const id of slotWaiters) {
-      if (released++ >= n) break;
-      slotWaiters.delete(id);
+    while (released < n) {
+      const id = slotWaiters.shift();
+      if (id === undefined) break;
       candidates.add(id);
+      released++;
     }
     if (released > 0) schedule();
   }
