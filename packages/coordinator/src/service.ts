@@ -2,11 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type ActionRecipe, loadActionRecipe, saveRecipe } from '@hermes-mesh/executor';
 import {
   type Action,
+  type ActionEventFields,
   type EventInput,
-  expandEvent,
   type Ledger,
   type LedgerEntry,
   type Replicator,
+  visitActionEvents,
 } from '@hermes-mesh/ledger';
 import type { Membership, MeshNode } from '@hermes-mesh/mesh';
 import type { FailedAction, FallbackProposal } from '@hermes-mesh/planner';
@@ -755,8 +756,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     logger.info({ goal: goalId, outcome }, 'goal finished');
   }
 
-  function onActionEvent(event: LedgerEvent) {
-    const action = ledger.action(event.actionId!);
+  function onActionEvent(event: Readonly<ActionEventFields>) {
+    const action = ledger.action(event.actionId);
     if (!action || !owns(action.goalId)) return;
     if (event.type === 'action.created') {
       takeUp(action);
@@ -1018,13 +1019,7 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
   }
 
   const unsubscribe = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
-    for (const { event: stored } of entries) {
-      for (const event of expandEvent(stored)) {
-        if (event.actionId !== undefined && (event.type === 'action.state' || event.type === 'action.created')) {
-          onActionEvent(event);
-        }
-      }
-    }
+    for (const { event } of entries) visitActionEvents(event, onActionEvent);
   });
 
   // Workers push their new events here as soon as they are durable (see pushPromptly), and the replicator has
@@ -1035,13 +1030,12 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     membership.observeLife(peer);
     let claims = false;
     for (const stored of events) {
-      if (stored.type !== 'action.state' && stored.type !== 'action.states') continue;
-      for (const event of expandEvent(stored)) {
-        if (event.type === 'action.state' && event.state === 'STATUS_VERIFICATION_REQUESTED' && event.actionId) {
+      visitActionEvents(stored, (event) => {
+        if (event.type === 'action.state' && event.state === 'STATUS_VERIFICATION_REQUESTED') {
           onActionEvent(event);
           claims = true;
         }
-      }
+      });
     }
     if (claims) void flushVerdicts();
   });

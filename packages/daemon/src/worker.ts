@@ -1,10 +1,10 @@
 import {
   type AppendResult,
   type EventInput,
-  expandEvent,
   type Ledger,
   type LedgerEntry,
   type Replicator,
+  visitActionEvents,
 } from '@hermes-mesh/ledger';
 import type { MeshNode } from '@hermes-mesh/mesh';
 import { type Ack, type ActionOutput, type Assignment, PROTOCOLS } from '@hermes-mesh/protocol';
@@ -62,15 +62,18 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
   const running = new Map<string, Running>();
 
   const stopWatching = ledger.subscribe(ledger.position(), (entries: LedgerEntry[]) => {
-    for (const event of entries.flatMap((e) => expandEvent(e.event))) {
-      if (event.type !== 'action.state' || event.actionId === undefined) continue;
-      const run = running.get(event.actionId);
-      if (!run) continue;
-      const epoch = event.epoch ?? 0;
-      if (event.state === 'CANCELLED') run.abort.abort(new Error('cancelled'));
-      else if (event.state === 'ASSIGNED' && epoch > run.assignment.epoch) {
-        run.abort.abort(new Error(`epoch ${run.assignment.epoch} lost to epoch ${epoch}`));
-      }
+    if (running.size === 0) return;
+    for (const { event: stored } of entries) {
+      visitActionEvents(stored, (event) => {
+        if (event.type !== 'action.state') return;
+        const run = running.get(event.actionId);
+        if (!run) return;
+        const epoch = event.epoch ?? 0;
+        if (event.state === 'CANCELLED') run.abort.abort(new Error('cancelled'));
+        else if (event.state === 'ASSIGNED' && epoch > run.assignment.epoch) {
+          run.abort.abort(new Error(`epoch ${run.assignment.epoch} lost to epoch ${epoch}`));
+        }
+      });
     }
   });
 

@@ -1,6 +1,6 @@
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkSemantics, type EventInput, expandEvent } from './events.js';
+import { checkSemantics, type EventInput, expandEvent, visitActionEvents } from './events.js';
 import { type Ledger, type LedgerEntry, openLedger } from './ledger.js';
 import { tempLedgers } from './testing/temp-ledgers.js';
 import { lifecycleInputs } from './testing/workload.js';
@@ -231,6 +231,37 @@ describe('appendMany packs transitions', () => {
     );
     const plain = { origin: 'x', seq: 1, lamport: 1, ts: 0, type: 'node.left', data: { reason: '' } };
     expect(expandEvent(plain)).toEqual([plain]);
+  });
+
+  it('visitActionEvents reads the same fields as expandEvent, for batch and plain events, and skips the rest', async () => {
+    const ledger = await start();
+    const ids = await goalWithActions(ledger, 'g', 3);
+    const seen: LedgerEntry[] = [];
+    const stop = ledger.subscribe(ledger.position(), (entries) => seen.push(...entries));
+    await ledger.appendMany(ids.map((id) => assigned('g', id)));
+    await ledger.append({
+      type: 'action.state',
+      goalId: 'g',
+      actionId: ids[0]!,
+      epoch: 1,
+      state: 'IN_PROGRESS',
+      data: {},
+    });
+    await ledger.append({ type: 'goal.cancelled', goalId: 'g', data: { reason: 'x' } });
+    await new Promise((r) => setTimeout(r, 20));
+    stop();
+    const all = await ledger.eventsSince({}, 1000);
+    const fields = (e: { type: string; actionId?: string; epoch?: number; state?: string }) =>
+      [e.type, e.actionId, e.epoch, e.state].join(' ');
+    const expected = all.events
+      .flatMap((e) => expandEvent(e))
+      .filter((e) => e.type === 'action.state' || e.type === 'action.created')
+      .map(fields);
+    const visited: string[] = [];
+    for (const e of all.events) visitActionEvents(e, (f) => visited.push(fields(f)));
+    expect(visited).toEqual(expected);
+    expect(visited).toContain(`action.state ${ids[0]} 1 IN_PROGRESS`);
+    expect(visited.filter((v) => v.startsWith('action.created'))).toHaveLength(3);
   });
 });
 

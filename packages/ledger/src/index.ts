@@ -7,9 +7,11 @@ export {
   type EventData,
   type EventInput,
   type EventType,
+  type ActionEventFields,
   expandEvent,
   MAX_BATCH_ITEMS,
   type TransitionItem,
+  visitActionEvents,
 } from './events.js';
 export type { Action, ActionOutput, Flow, Goal, GoalState, LogEntry, NodeRecord, Recipe } from './fold.js';
 export { compareEvents } from './fold.js';
