@@ -35,6 +35,9 @@ import {
 } from './storage.js';
 import { type EventPage, eventsMissingFrom, type PageLimits } from './sync.js';
 
+/** Stands for the bytes of an event `accept` will not store (its seq is logged already). */
+const NOT_ENCODED = new Uint8Array(0);
+
 export interface LedgerInit {
   /** Directory of the LevelDB database; created when missing. */
   path: string;
@@ -840,7 +843,9 @@ class LevelLedger implements Ledger {
       report.accepted++;
       return;
     }
-    const bytes = encodeEvent(event);
+    // One already logged is only compared with what was logged (a duplicate, or a conflict): not encoded. Every
+    // replica receives each ASSIGNED twice, in the assignment and in its coordinator's push.
+    const bytes = seq <= core.seqOf(origin) ? NOT_ENCODED : encodeEvent(event);
     const outcome = core.accept(event, bytes);
     switch (outcome.kind) {
       case 'applied':
