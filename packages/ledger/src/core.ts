@@ -402,16 +402,24 @@ export class LedgerCore {
   }
 
   /**
-   * Logs and folds the next event of an origin with nothing held: what `accept` does for it, without the
-   * outcome objects. `semanticsChecked` says the caller has already run checkSemantics and it passed.
+   * Logs and folds the next event of an origin: what `accept` does for it, without the outcome objects (the
+   * caller has encoded it already). Events of that origin parked behind it stay parked: releaseHeld logs them.
+   * `semanticsChecked` says the caller has already run checkSemantics and it passed.
    */
   acceptNext(event: LedgerEvent, size: number, semanticsChecked: boolean): LogEntry {
-    if (event.seq !== this.seqOf(event.origin) + 1 || this.held.has(event.origin)) {
+    if (event.seq !== this.seqOf(event.origin) + 1) {
       throw new Error(`${event.origin}/${event.seq} is not the next event of its origin`);
     }
     const entry = this.appendEntry(event, size);
     this.foldEntry(entry, semanticsChecked);
     return entry;
+  }
+
+  /** Logs and folds the events of `origin` parked behind a gap that has just closed, with their bytes. */
+  releaseHeld(origin: string): Array<{ entry: LogEntry; bytes: Uint8Array }> {
+    const out: Array<{ entry: LogEntry; bytes: Uint8Array }> = [];
+    this.drainHeld(origin, out);
+    return out;
   }
 
   private againstLogged(event: LedgerEvent): AcceptOutcome {

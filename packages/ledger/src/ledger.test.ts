@@ -323,7 +323,8 @@ describe('openLedger', () => {
   });
 
   it('holds events behind a gap until it fills, and treats repeats as duplicates', async () => {
-    const ledger = await start();
+    const path = tempDir();
+    const ledger = await start(path);
     const event = (seq: number) => ({
       origin: 'remote',
       seq,
@@ -340,6 +341,12 @@ describe('openLedger', () => {
     expect(ledger.versionVector()).toEqual({ remote: 3 });
     expect(ledger.gaps()).toEqual([]);
     expect(ledger.goal('r3')?.text).toBe('remote 3');
+    // What was held is stored behind the event that closed the gap, in seq order, as if it had come in order.
+    const page = ledger.eventsSince({}, 100);
+    expect(page.events.map((e) => e.seq)).toEqual([1, 2, 3]);
+    const again = await reopen(ledger, path);
+    expect(again.eventsSince({}, 100)).toEqual(page);
+    expect(again.goal('r2')?.text).toBe('remote 2');
   });
 
   it('refuses an event that reuses a seq with other content, records the conflict and keeps the first', async () => {

@@ -836,11 +836,19 @@ class LevelLedger implements Ledger {
       report.invalid.push({ reason: unfoldable });
       return;
     }
-    if (seq === core.seqOf(origin) + 1 && !core.hasHeld(origin)) {
+    if (seq === core.seqOf(origin) + 1) {
+      // The next event: encoded once, straight into its segment, even while later ones wait behind a gap (during
+      // a burst a worker has one open nearly all the time: assignments run ahead of their coordinator's push).
       const size = this.committer.stage(core.position + 1, event);
       core.acceptNext(event, size, false);
       this.committer.queueStaged();
       report.accepted++;
+      if (core.hasHeld(origin)) {
+        for (const released of core.releaseHeld(origin)) {
+          this.committer.queueEncoded(released.entry.position, released.bytes);
+          report.accepted++;
+        }
+      }
       return;
     }
     // One already logged is only compared with what was logged (a duplicate, or a conflict): not encoded. Every
