@@ -1,13 +1,13 @@
 export type { ActionQuery, EntryList, GoalQuery, RejectedEvent, SeqConflict } from './core.js';
 export { LedgerCore } from './core.js';
 export {
+  type ActionEventFields,
   checkEnvelope,
   checkSemantics,
   EVENT_TYPES,
   type EventData,
   type EventInput,
   type EventType,
-  type ActionEventFields,
   expandEvent,
   MAX_BATCH_ITEMS,
   type TransitionItem,

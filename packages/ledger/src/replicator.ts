@@ -237,20 +237,19 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     }
   });
 
-  /** What `peer` has not had of the outbox yet. */
-  function unsentTo(peer: string): LedgerEntry[] {
-    const upTo = sentTo.get(peer);
-    if (upTo === undefined) return outbox;
-    let from = outbox.length;
-    while (from > 0 && outbox[from - 1]!.position > upTo) from--;
-    return outbox.slice(from);
+  /** The entries (in log order) after position `upTo`; all of them when it is undefined. */
+  function after(entries: LedgerEntry[], upTo: number | undefined): LedgerEntry[] {
+    if (upTo === undefined) return entries;
+    let from = entries.length;
+    while (from > 0 && entries[from - 1]!.position > upTo) from--;
+    return entries.slice(from);
   }
 
   function pushPrompt(now: number): void {
     const connected = new Set(mesh.connectedPeers());
     for (const [peer, askedAt] of prompt) {
       if (now - askedAt > PROMPT_MS) prompt.delete(peer);
-      else if (connected.has(peer)) pushTo([peer], unsentTo(peer));
+      else if (connected.has(peer)) pushTo([peer], after(outbox, sentTo.get(peer)));
     }
   }
 
@@ -264,7 +263,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     for (const peer of mesh.connectedPeers()) {
       const upTo = sentTo.get(peer);
       if (upTo === undefined) everything.push(peer);
-      else if (upTo < last) pushTo([peer], entries.filter((e) => e.position > upTo));
+      else if (upTo < last) pushTo([peer], after(entries, upTo));
     }
     pushTo(everything, entries);
     sentTo.clear(); // every connected peer now has the whole outbox
