@@ -265,10 +265,11 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
       if (upTo === undefined) everything.push(peer);
       else if (upTo < last) pushTo([peer], after(entries, upTo));
     }
-    pushTo(everything, entries);
+    const chunks = chunksOf(entries);
+    if (everything.length > 0) for (const events of chunks) send(everything, events);
     sentTo.clear(); // every connected peer now has the whole outbox
     stats.pushedEvents += entries.length;
-    if (options.relay()) for (const events of chunksOf(entries)) publish(events);
+    if (options.relay()) for (const events of chunks) publish(events);
   }
 
   function pushTo(peers: string[], entries: LedgerEntry[]): void {
@@ -280,33 +281,26 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   const chunksOf = (entries: LedgerEntry[]) =>
     chunkEntries(entries, options.pushBatch, options.pushBytes).map((chunk) => chunk.map((e) => e.event));
 
-  /** One message straight to each of `peers`. A lost one is a gap, pulled by the receiver (or periodically). */
-  function send(peers: readonly string[], events: LedgerEvent[]): void {
-    if (stopped) return;
-    let sends: Array<Promise<void>>;
-    try {
-      sends = mesh.notifyEach(peers, PROTOCOLS.ledgerPush, 'events', { events });
-    } catch (err) {
-      if (err instanceof MessageTooLargeError && events.length > 1) {
-        const half = Math.ceil(events.length / 2);
-        send(peers, events.slice(0, half));
-        send(peers, events.slice(half));
-      } else fail(err);
-      return;
-    }
-    for (const sent of sends) sent.catch(fail);
-  }
-
-  function publish(events: LedgerEvent[]): void {
+  /** Hands `events` to `deliver`; a batch over the message cap is split in halves until each piece fits. */
+  function inPieces(events: LedgerEvent[], deliver: (piece: LedgerEvent[]) => Promise<void>): void {
     if (stopped || events.length === 0) return;
-    mesh.publish('events', { events }).catch((err) => {
+    deliver(events).catch((err) => {
       if (err instanceof MessageTooLargeError && events.length > 1) {
         const half = Math.ceil(events.length / 2);
-        publish(events.slice(0, half));
-        publish(events.slice(half));
+        inPieces(events.slice(0, half), deliver);
+        inPieces(events.slice(half), deliver);
       } else fail(err);
     });
   }
+
+  /** One message straight to each of `peers`. A lost one is a gap, pulled by the receiver (or periodically). */
+  const send = (peers: readonly string[], events: LedgerEvent[]) =>
+    inPieces(events, async (piece) => {
+      // Encoding throws at once when too large (then nothing was sent); each peer's send fails on its own.
+      for (const sent of mesh.notifyEach(peers, PROTOCOLS.ledgerPush, 'events', { events: piece })) sent.catch(fail);
+    });
+
+  const publish = (events: LedgerEvent[]) => inPieces(events, (piece) => mesh.publish('events', { events: piece }));
 
   // ---- receive ----
   function receive(events: readonly LedgerEvent[], peer: string): void {
