@@ -141,6 +141,41 @@ describe('replication over the in-memory mesh', () => {
     expect(a.ledger.rejections({ goalId: 'contested' })).toHaveLength(1);
   });
 
+  it('a node whose peers connect before its replicator is up catches up both ways at once, with no error', async () => {
+    // As hermesd starts: the mesh node joins (peers connect and try to pull) before the ledger-sync handler is
+    // registered. Periodic pulls are off, so only the start-up sync and the retry of the refused pull can help.
+    const network = createMemoryNetwork();
+    const open = async (id: string) => {
+      const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
+      const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
+      cleanup.push(async () => {
+        await ledger.close();
+        rmSync(path, { recursive: true, force: true });
+      });
+      return ledger;
+    };
+    const [aLedger, bLedger] = [await open('a'), await open('b')];
+    const a = { id: 'a', ledger: aLedger, mesh: network.node('a') };
+    const aReplicator = await createReplicator({ ledger: aLedger, mesh: a.mesh, intervalMs: 0 });
+    cleanup.push(() => aReplicator.stop());
+    const bMesh = network.node('b');
+    const aWrote = await writeGoals({ ...a, replicator: aReplicator }, 3);
+    // b wrote these in an earlier life: they are in its ledger, not in its outbox.
+    const bWrote = await writeGoals({ id: 'b', ledger: bLedger, mesh: bMesh } as Replica, 2);
+    network.connect('a', 'b');
+    await new Promise((r) => setTimeout(r, 20)); // a has seen b connect, and its pull was refused
+    const bReplicator = await createReplicator({ ledger: bLedger, mesh: bMesh, intervalMs: 0 });
+    cleanup.push(() => bReplicator.stop());
+    const both = [aLedger, bLedger];
+    await waitFor(
+      () => both.every((l) => l.counts().events === aWrote + bWrote),
+      `both ledgers to hold every event (${both.map((l) => l.counts().events)})`,
+      5_000,
+    );
+    expect(aLedger.stateHash()).toBe(bLedger.stateHash());
+    expect([aReplicator.stats().errors, bReplicator.stats().errors]).toEqual([0, 0]);
+  });
+
   it('pushes what is written within the push delay in one message', async () => {
     let messages = 0;
     const counting = { deliver: (from: string) => (from === 'a' ? ++messages > 0 : true) };

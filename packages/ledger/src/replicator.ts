@@ -1,5 +1,11 @@
 import type { MeshNode } from '@hermes-mesh/mesh';
-import { type LedgerEvent, MessageTooLargeError, PROTOCOLS, type VersionVector } from '@hermes-mesh/protocol';
+import {
+  type LedgerEvent,
+  MessageTooLargeError,
+  PROTOCOLS,
+  ProtocolNotServedError,
+  type VersionVector,
+} from '@hermes-mesh/protocol';
 import { chunkEntries, EVENT_BYTES_PER_MESSAGE, EVENTS_PER_MESSAGE, type Ledger, type LedgerEntry } from './ledger.js';
 
 export interface ReplicatorInit {
@@ -84,6 +90,9 @@ export interface Replicator {
 
 /** How long a peer asked for with pushPromptly keeps getting each batch at once. */
 const PROMPT_MS = 10 * 60_000;
+/** A peer not serving ledger-sync yet is asked again after 250 ms, 500 ms, ... 4 s (~7.75 s in all). */
+const NOT_SERVED_FIRST_MS = 250;
+const NOT_SERVED_RETRIES = 5;
 
 const DEFAULTS = {
   intervalMs: 5000,
@@ -182,6 +191,23 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     }
   }
 
+  /**
+   * Peers that answered a pull with "not served": each is starting (it joins the mesh before its replicator is
+   * up) and is asked again after a short wait, doubling, NOT_SERVED_RETRIES times before it counts as an error.
+   */
+  const notServed = new Map<string, { tries: number; timer: NodeJS.Timeout }>();
+  function retryWhenServed(peer: string): boolean {
+    const tries = (notServed.get(peer)?.tries ?? 0) + 1;
+    if (stopped || tries > NOT_SERVED_RETRIES) {
+      notServed.delete(peer);
+      return false;
+    }
+    const timer = setTimeout(() => void syncWith(peer), NOT_SERVED_FIRST_MS * 2 ** (tries - 1));
+    timer.unref();
+    notServed.set(peer, { tries, timer });
+    return true;
+  }
+
   function syncWith(peer: string, upTo?: VersionVector, settledMs?: number): Promise<number> {
     const running = inFlight.get(peer);
     if (running) {
@@ -189,10 +215,16 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
       return running;
     }
     const pull = pullFrom(peer, upTo, settledMs)
-      .catch((err) => {
-        fail(err);
-        return 0;
-      })
+      .then(
+        (gained) => {
+          notServed.delete(peer);
+          return gained;
+        },
+        (err) => {
+          if (!(err instanceof ProtocolNotServedError && retryWhenServed(peer))) fail(err);
+          return 0;
+        },
+      )
       .finally(() => {
         inFlight.delete(peer);
         if (again.delete(peer) && !stopped) void syncWith(peer);
@@ -296,8 +328,13 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   /** One message straight to each of `peers`. A lost one is a gap, pulled by the receiver (or periodically). */
   const send = (peers: readonly string[], events: LedgerEvent[]) =>
     inPieces(events, async (piece) => {
-      // Encoding throws at once when too large (then nothing was sent); each peer's send fails on its own.
-      for (const sent of mesh.notifyEach(peers, PROTOCOLS.ledgerPush, 'events', { events: piece })) sent.catch(fail);
+      // Encoding throws at once when too large (then nothing was sent); each peer's send fails on its own. A peer
+      // not listening yet is starting: its replicator pulls all it lacks as it comes up, this included.
+      for (const sent of mesh.notifyEach(peers, PROTOCOLS.ledgerPush, 'events', { events: piece })) {
+        sent.catch((err) => {
+          if (!(err instanceof ProtocolNotServedError)) fail(err);
+        });
+      }
     });
 
   const publish = (events: LedgerEvent[]) => inPieces(events, (piece) => mesh.publish('events', { events: piece }));
@@ -358,6 +395,10 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   const offConnect = mesh.on('peer:connect', (peer) => {
     if (!stopped) void syncWith(peer);
   });
+  const offDisconnect = mesh.on('peer:disconnect', (peer) => {
+    clearTimeout(notServed.get(peer)?.timer);
+    notServed.delete(peer);
+  });
   // ---- periodic pull (anti-entropy), backing off while quiet ----
   let period = options.intervalMs;
   let timer: NodeJS.Timeout | undefined;
@@ -384,6 +425,9 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     if (due - Date.now() > period) schedulePull(period);
   }
   schedulePull(period);
+  // Peers connected before this replicator existed (the node joins the mesh first) are caught up with now,
+  // not at the first periodic pull.
+  void syncAll();
 
   return {
     syncWith,
@@ -403,6 +447,8 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
       unsubscribe();
       offMessage();
       offConnect();
+      offDisconnect();
+      for (const { timer } of notServed.values()) clearTimeout(timer);
     },
   };
 }

@@ -1,5 +1,12 @@
 import { type AddressInfo, createServer } from 'node:net';
-import { encodeMessage, PROTOCOLS, type Rejection, sampleAdvert, topics } from '@hermes-mesh/protocol';
+import {
+  encodeMessage,
+  PROTOCOLS,
+  ProtocolNotServedError,
+  type Rejection,
+  sampleAdvert,
+  topics,
+} from '@hermes-mesh/protocol';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { generateKey } from '@libp2p/pnet';
@@ -99,6 +106,12 @@ describe('mesh node', () => {
 
   it('answers direct requests with validated replies', async () => {
     const [a, b] = await meshOf(2);
+    // Before b serves the protocol (a starting node joins first, registers handlers after): a typed refusal.
+    const early = a!.request(b!.peerId, PROTOCOLS.ledgerSync, 'sync-req', { have: {}, limit: 1 });
+    await expect(early).rejects.toBeInstanceOf(ProtocolNotServedError);
+    await expect(a!.notify(b!.peerId, PROTOCOLS.ledgerPush, 'events', { events: [] })).rejects.toBeInstanceOf(
+      ProtocolNotServedError,
+    );
     await b!.handle(PROTOCOLS.ledgerSync, async (request, peer) => {
       expect(peer).toBe(a!.peerId);
       if (request.kind !== 'sync-req') return undefined;

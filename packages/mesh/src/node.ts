@@ -8,6 +8,7 @@ import {
   MAX_MESSAGE_BYTES,
   type Message,
   type MessageKind,
+  ProtocolNotServedError,
   type Rejection,
   topics,
 } from '@hermes-mesh/protocol';
@@ -390,7 +391,9 @@ class Libp2pMeshNode implements MeshNode {
   private openOutbound(key: string, peer: string, protocol: string, signal?: AbortSignal): Promise<Outbound> {
     const opening = (async () => {
       const options = { signal: signal ?? AbortSignal.timeout(OPEN_TIMEOUT_MS) };
-      const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, options);
+      const stream = await this.libp2p.dialProtocol(peerIdFromString(peer), protocol, options).catch((err) => {
+        throw (err as Error).name === 'UnsupportedProtocolError' ? new ProtocolNotServedError(peer, protocol) : err;
+      });
       const pending: Pending[] = [];
       const framed = new FramedStream(
         stream,

@@ -13,4 +13,18 @@ export const PROTOCOLS = {
   advert: '/hermes/advert/1.0.0',
 } as const;
 
+/**
+ * A peer is connected but does not serve a direct protocol: it is still starting (handlers are registered after
+ * it joins the mesh) or runs a version without it. Worth a retry shortly; not a fault of the message.
+ */
+export class ProtocolNotServedError extends Error {
+  constructor(
+    readonly peer: string,
+    readonly protocol: string,
+  ) {
+    super(`${peer} does not serve ${protocol} (yet: it may still be starting, or run another version)`);
+    this.name = 'ProtocolNotServedError';
+  }
+}
+
 export const MESH_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -6,7 +6,14 @@ import type {
   RequestHandler,
   RequestOptions,
 } from '@hermes-mesh/mesh';
-import { type BodyOf, decodeMessage, encodeMessage, type Message, type MessageKind } from '@hermes-mesh/protocol';
+import {
+  type BodyOf,
+  decodeMessage,
+  encodeMessage,
+  type Message,
+  type MessageKind,
+  ProtocolNotServedError,
+} from '@hermes-mesh/protocol';
 
 /**
  * An in-memory network of MeshNodes for tests and benchmarks: same interface, same codec (every message is
@@ -177,7 +184,8 @@ class MemoryMeshNode implements MeshNode {
 
   async serve(protocol: string, bytes: Uint8Array, from: string): Promise<Uint8Array> {
     const handler = this.handlers.get(protocol);
-    if (this.stopped || !handler) throw new Error(`${this.peerId} does not serve ${protocol}`);
+    if (this.stopped) throw new Error(`${this.peerId} has stopped`);
+    if (!handler) throw new ProtocolNotServedError(this.peerId, protocol);
     const decoded = decodeMessage(bytes);
     if (!decoded.ok) throw new Error(`rejected: ${decoded.rejection.reason}`);
     const reply = await handler(decoded.message, from, AbortSignal.timeout(60_000));
@@ -187,6 +195,10 @@ class MemoryMeshNode implements MeshNode {
 
   async listen(protocol: string, onMessage: (message: Message, peer: string) => void): Promise<void> {
     this.oneWay.set(protocol, onMessage);
+  }
+
+  listensTo(protocol: string): boolean {
+    return this.oneWay.has(protocol);
   }
 
   /** Delivers a one-way message (see notify). */
@@ -215,6 +227,7 @@ class MemoryMeshNode implements MeshNode {
   private async sendOneWay(peer: string, protocol: string, bytes: Uint8Array): Promise<void> {
     const target = this.network.get(peer);
     if (this.stopped || !target || !this.isNeighbour(peer)) throw new Error(`not connected to ${peer}`);
+    if (!target.listensTo(protocol)) throw new ProtocolNotServedError(peer, protocol);
     if (this.network.deliver(this.peerId, peer, 'direct'))
       this.later(() => target.receive(protocol, bytes, this.peerId));
   }
