@@ -1,7 +1,11 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/support/wait.js';
 import { checkSemantics, type EventInput, expandEvent, visitActionEvents } from './events.js';
 import { type Ledger, type LedgerEntry, openLedger } from './ledger.js';
+import { SNAPSHOT_FILE } from './storage.js';
 import { tempLedgers } from './testing/temp-ledgers.js';
 import { lifecycleInputs } from './testing/workload.js';
 
@@ -215,6 +219,19 @@ describe('appendMany packs transitions', () => {
       'ASSIGNED',
       'IN_PROGRESS',
     ]);
+  });
+
+  it('counts each item of a batch toward snapshotEvery: a burst of few, large events is snapshotted too', async () => {
+    const path = tempDir();
+    const ledger = await start(path, 'node-a', 1000);
+    const ids = await goalWithActions(ledger, 'g', 600);
+    await ledger.appendMany(ids.map((id) => assigned('g', id)));
+    // Three events, 1,201 folded items: due, though far fewer than 1,000 events came; written while running.
+    expect(ledger.position()).toBe(3);
+    await waitFor(() => existsSync(join(path, SNAPSHOT_FILE)), 'the snapshot file');
+    const again = await reopen(ledger, path, 1000);
+    expect(again.openStats.snapshotPosition).toBe(3);
+    expect(again.action(ids[599]!)).toMatchObject({ state: 'ASSIGNED', epoch: 1, node: 'w1' });
   });
 
   it('hands subscribers the stored event, which expandEvent turns into its transitions', async () => {

@@ -1,9 +1,9 @@
 import type { ActionState, LedgerEvent } from '@hermes-mesh/protocol';
-import type { LogEntry } from './codec.js';
+import type { FoldEntry } from './codec.js';
 import type { EventData } from './events.js';
 import { FINAL_STATES, isLegalTransition, type Role, WRITERS } from './transitions.js';
 
-export type { LogEntry } from './codec.js';
+export type { FoldEntry, LogEntry } from './codec.js';
 
 export type GoalState = 'ACTIVE' | 'CANCELLED' | 'COMPLETED' | 'FAILED';
 
@@ -89,10 +89,10 @@ export interface NodeRecord {
 /** A goal, action or node together with its own events in replay order. */
 export interface Entity<V> {
   readonly key: string;
-  entries: LogEntry[];
+  entries: FoldEntry[];
   view: V | undefined;
   /** Why the fold rejected some of `entries`; created with the first rejection (most entities have none). */
-  rejected: Map<LogEntry, string> | undefined;
+  rejected: Map<FoldEntry, string> | undefined;
 }
 
 /** The replay order of DESIGN 4: (epoch, Lamport clock, origin, seq). Total, so every replica sorts alike. */
@@ -101,6 +101,18 @@ export function compareEvents(a: LedgerEvent, b: LedgerEvent): number {
   const eb = b.epoch ?? 0;
   if (ea !== eb) return ea - eb;
   if (a.lamport !== b.lamport) return a.lamport - b.lamport;
+  if (a.origin !== b.origin) return a.origin < b.origin ? -1 : 1;
+  return a.seq - b.seq;
+}
+
+/** compareEvents over entries, from their ordering fields: no event is built for an item of a batch. */
+export function compareEntries(a: FoldEntry, b: FoldEntry): number {
+  const ea = a.epoch;
+  const eb = b.epoch;
+  if (ea !== eb) return ea - eb;
+  const la = a.lamport;
+  const lb = b.lamport;
+  if (la !== lb) return la - lb;
   if (a.origin !== b.origin) return a.origin < b.origin ? -1 : 1;
   return a.seq - b.seq;
 }
@@ -117,25 +129,25 @@ export type Apply<V> = (entity: Entity<V>, event: LedgerEvent, context: FoldCont
  * top of the current view; otherwise it is inserted in order and the entity alone is re-folded from scratch.
  * Returns true when the entity was re-folded.
  */
-export function addToEntity<V>(entity: Entity<V>, entry: LogEntry, apply: Apply<V>, context: FoldContext): boolean {
+export function addToEntity<V>(entity: Entity<V>, entry: FoldEntry, apply: Apply<V>, context: FoldContext): boolean {
   const entries = entity.entries;
   const last = entries[entries.length - 1];
-  if (last === undefined || compareEvents(last.event, entry.event) < 0) {
+  if (last === undefined || compareEntries(last, entry) < 0) {
     entries.push(entry);
     applyEntry(entity, entry, apply, context);
     return false;
   }
-  entries.splice(insertionIndex(entries, entry.event), 0, entry);
+  entries.splice(insertionIndex(entries, entry), 0, entry);
   refold(entity, apply, context);
   return true;
 }
 
-function insertionIndex(entries: LogEntry[], event: LedgerEvent): number {
+function insertionIndex(entries: FoldEntry[], entry: FoldEntry): number {
   let lo = 0;
   let hi = entries.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareEvents(entries[mid]!.event, event) < 0) lo = mid + 1;
+    if (compareEntries(entries[mid]!, entry) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -147,7 +159,7 @@ export function refold<V>(entity: Entity<V>, apply: Apply<V>, context: FoldConte
   for (const entry of entity.entries) applyEntry(entity, entry, apply, context);
 }
 
-function applyEntry<V>(entity: Entity<V>, entry: LogEntry, apply: Apply<V>, context: FoldContext): void {
+function applyEntry<V>(entity: Entity<V>, entry: FoldEntry, apply: Apply<V>, context: FoldContext): void {
   const reason = apply(entity, entry.event, context);
   if (reason === undefined) return;
   if (!entity.rejected) entity.rejected = new Map();

@@ -46,8 +46,9 @@ export interface LedgerInit {
   /** fsync every batch: an acknowledged append then survives power loss, not only a killed process. */
   sync?: boolean;
   /**
-   * Write a snapshot of the fold after this many new events (default 100 000; 0 turns snapshots off); also
-   * soon after an open that had to fold at least this many, and at a clean close when 1% of it came since.
+   * Write a snapshot of the fold after this many new events are folded, each item of a batch event counting as
+   * one (default 100 000; 0 turns snapshots off); also soon after an open that had to fold at least this many,
+   * and at a clean close when 1% of it came since.
    */
   snapshotEvery?: number;
   /**
@@ -579,6 +580,8 @@ class LevelLedger implements Ledger {
   private durable: number;
   /** Position of the latest snapshot taken (or opened from); the one being written, in order, after the last. */
   private snapshotPosition: number;
+  /** core.foldedUnits when the last snapshot was taken (0: what the open folded counts as behind). */
+  private snapshotUnits = 0;
   private snapshotting: Promise<void> = Promise.resolve();
   /** A due snapshot waiting for a quiet moment. */
   private snapshotTimer: NodeJS.Timeout | undefined;
@@ -613,7 +616,7 @@ class LevelLedger implements Ledger {
     // A snapshot kept inside LevelDB by an earlier build is dropped.
     if (stored.legacy.length > 0) void this.committer.write(stored.legacy);
     // A log replayed (or read past its snapshot) this far is snapshotted now, not after the next N events.
-    if (this.snapshotEvery > 0 && core.position - this.snapshotPosition >= this.snapshotEvery) {
+    if (this.snapshotEvery > 0 && core.foldedUnits >= this.snapshotEvery) {
       setImmediate(() => {
         if (!this.unusable()) this.snapshotNow(this.committer.write());
       });
@@ -889,7 +892,7 @@ class LevelLedger implements Ledger {
   /** The operations of a snapshot when one is due, queued behind the events it covers (never ahead on disk). */
   private maybeSnapshot(written: Promise<Error | undefined>): void {
     if (this.snapshotEvery <= 0) return;
-    const behind = this.core.position - this.snapshotPosition;
+    const behind = this.core.foldedUnits - this.snapshotUnits;
     if (behind < this.snapshotEvery) return;
     const quietMs = this.init.snapshotQuietMs ?? DEFAULT_SNAPSHOT_QUIET_MS;
     clearTimeout(this.snapshotTimer);
@@ -916,6 +919,7 @@ class LevelLedger implements Ledger {
     if (position === this.snapshotPosition) return;
     const chunks = snapshotFileBytes(snapshotImage(this.core, this.stored.structures), position, this.stored.ledgerId);
     this.snapshotPosition = position;
+    this.snapshotUnits = this.core.foldedUnits;
     const previous = this.snapshotting;
     this.snapshotting = (async () => {
       await previous;
@@ -1050,7 +1054,7 @@ class LevelLedger implements Ledger {
     clearTimeout(this.snapshotTimer);
     // A clean close leaves a snapshot at the end of the log when enough came after the last one: the next open
     // then has (nearly) nothing to fold and reads none of the covered events before it answers.
-    const since = this.core.position - this.snapshotPosition;
+    const since = this.core.foldedUnits - this.snapshotUnits;
     if (this.snapshotEvery > 0 && since > 0 && since >= Math.ceil(this.snapshotEvery / 100) && !this.unusable()) {
       this.snapshotNow(this.committer.write());
     }

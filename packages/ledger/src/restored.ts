@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr';
-import { eventPackr, type LogEntry, type StoredBytes } from './codec.js';
+import { eventPackr, type FoldEntry, type StoredBytes } from './codec.js';
 import type { Entity } from './fold.js';
 
 /**
@@ -202,8 +202,8 @@ export class RestoredKind {
  * positions until first read: opening decodes neither.
  */
 export class FoldEntity<V> implements Entity<V> {
-  rejected: Map<LogEntry, string> | undefined = undefined;
-  private list: LogEntry[] | undefined;
+  rejected: Map<FoldEntry, string> | undefined = undefined;
+  private list: FoldEntry[] | undefined;
   private current: V | undefined = undefined;
   /** Set while restored parts are not decoded yet: the kind they are in, and this entity's index there. */
   private store: RestoredKind | undefined;
@@ -211,7 +211,7 @@ export class FoldEntity<V> implements Entity<V> {
 
   constructor(
     readonly key: string,
-    private readonly entryAt?: (position: number) => LogEntry,
+    private readonly entryAt?: (position: number) => FoldEntry,
     store?: RestoredKind,
     private readonly index = 0,
   ) {
@@ -240,10 +240,10 @@ export class FoldEntity<V> implements Entity<V> {
     this.current = view;
   }
 
-  get entries(): LogEntry[] {
+  get entries(): FoldEntry[] {
     if (this.list === undefined) {
       const positions = this.store!.positionsOf(this.index);
-      const list: LogEntry[] = new Array(positions.length);
+      const list: FoldEntry[] = new Array(positions.length);
       for (let i = 0; i < positions.length; i++) list[i] = this.entryAt!(positions[i]!);
       this.list = list;
       this.release();
@@ -251,7 +251,7 @@ export class FoldEntity<V> implements Entity<V> {
     return this.list;
   }
 
-  set entries(entries: LogEntry[]) {
+  set entries(entries: FoldEntry[]) {
     this.list = entries;
     this.release();
   }
