@@ -29,6 +29,16 @@ function cpuMs(pid: number | undefined): number | undefined {
   }
 }
 
+/** Resident memory of a process in MiB, from /proc (undefined elsewhere). */
+function rssMiB(pid: number | undefined): number | undefined {
+  try {
+    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The coordinator's live event stream, read for markers: `next` resolves when the next one arrives. */
 async function openEvents(coord: DaemonProcess, query = '') {
   const res = await fetch(`${coord.api}/v1/events${query}`);
@@ -111,6 +121,15 @@ async function openEvents(coord: DaemonProcess, query = '') {
           workers: perAction.slice(1).map((x) => Number(x.toFixed(3))),
         },
       );
+    }
+    // Every node holds the whole ledger's fold in memory: what 20k actions cost each process to keep.
+    const rss = processes.map((p) => rssMiB(p.proc.pid)).filter((r) => r !== undefined);
+    if (rss.length === processes.length) {
+      report('goals', 'rss_after_throughput_max', Math.max(...rss), 'MiB', {
+        actions: THROUGHPUT_ACTIONS,
+        coordinator: Number(rss[0]!.toFixed(1)),
+        workers: rss.slice(1).map((r) => Number(r.toFixed(1))),
+      });
     }
     report('goals', 'noop_throughput_3_workers', THROUGHPUT_ACTIONS / seconds, 'actions/s', {
       actions: THROUGHPUT_ACTIONS,
