@@ -236,12 +236,13 @@ export function checkSemantics(event: LedgerEvent): string | undefined {
 export function itemEvent(batch: LedgerEvent, index: number): LedgerEvent {
   const item = batchItems(batch)[index]!;
   const { origin, seq, lamport, ts } = batch;
-  const ids = { goalId: item.goalId, actionId: item.actionId };
+  const { goalId, actionId, data } = item;
+  // Literals of one shape (see itemOf in batching.ts on spreads).
   if (ITEMS_ARE[batch.type] === 'action.created') {
-    return { origin, seq, lamport, ts, type: 'action.created', ...ids, data: item.data };
+    return { origin, seq, lamport, ts, type: 'action.created', goalId, actionId, data };
   }
   const { epoch, state } = item as TransitionItem;
-  return { origin, seq, lamport, ts, type: 'action.state', ...ids, epoch, state, data: item.data };
+  return { origin, seq, lamport, ts, type: 'action.state', goalId, actionId, epoch, state, data };
 }
 
 /**
