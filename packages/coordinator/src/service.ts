@@ -640,7 +640,8 @@ export async function createCoordinator(init: CoordinatorInit): Promise<Coordina
     const spec = specOf(action)!;
     let params = spec.params;
     const inputs = inputsOf(action);
-    if (inputs) params = { ...(params as object), inputs };
+    // Object.assign, not a spread then `inputs`: that gives every such object a hidden class of its own (see itemOf).
+    if (inputs) params = Object.assign({}, params, { inputs });
     const a: Assignment = {
       goalId: action.goalId,
       actionId: action.id,

@@ -103,7 +103,10 @@ export function createExecutor(init: ExecutorInit): Executor {
         }, a.timeoutMs);
       });
       try {
-        return await Promise.race([dispatch(a, { ...options, signal }), deadline]);
+        // A literal, not `{ ...options, signal }`: V8 gives each spread-then-extended object a hidden class of its
+        // own (one more map per action, and every read of it megamorphic).
+        const runOptions: RunOptions = { signal, onProgress: options.onProgress };
+        return await Promise.race([dispatch(a, runOptions), deadline]);
       } catch (err) {
         return transient('runner-failed', `${a.kind} runner failed: ${(err as Error).message}`);
       } finally {
