@@ -217,6 +217,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     const pull = pullFrom(peer, upTo, settledMs)
       .then(
         (gained) => {
+          clearTimeout(notServed.get(peer)?.timer);
           notServed.delete(peer);
           return gained;
         },
