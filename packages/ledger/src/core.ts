@@ -550,8 +550,14 @@ export class LedgerCore {
     }
   }
 
-  private addTo<V>(map: EntityMap<V>, key: string, entry: FoldEntry, apply: Apply<V>): Entity<V> {
-    let entity = map.get(key);
+  /** Adds `entry` to the entity of `key` (`entity`, when the caller already looked it up), made if new. */
+  private addTo<V>(
+    map: EntityMap<V>,
+    key: string,
+    entry: FoldEntry,
+    apply: Apply<V>,
+    entity: FoldEntity<V> | undefined = map.get(key),
+  ): Entity<V> {
     if (!entity) {
       entity = new FoldEntity<V>(key);
       map.set(key, entity);
@@ -592,7 +598,7 @@ export class LedgerCore {
     }
     const existing = known?.view;
     const before = this.indexes && existing && indexedFields(existing);
-    const entity = this.addTo(this.actions, actionId, entry, applyActionEvent);
+    const entity = this.addTo(this.actions, actionId, entry, applyActionEvent, known);
     this.reindexAction(actionId, before, entity.view);
   }
 
