@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LedgerEvent } from '@hermes-mesh/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -232,6 +232,24 @@ describe('appendMany packs transitions', () => {
     const again = await reopen(ledger, path, 1000);
     expect(again.openStats.snapshotPosition).toBe(3);
     expect(again.action(ids[599]!)).toMatchObject({ state: 'ASSIGNED', epoch: 1, node: 'w1' });
+  });
+
+  it('a fold larger than snapshotEvery is snapshotted after as much new work as it holds entities, not sooner', async () => {
+    const path = tempDir();
+    const file = join(path, SNAPSHOT_FILE);
+    const ledger = await start(path, 'node-a', 100);
+    const ids = await goalWithActions(ledger, 'g', 600); // 601 entities, 601 folded: due
+    await waitFor(() => existsSync(file), 'the first snapshot');
+    const first = readFileSync(file);
+    await ledger.appendMany(ids.slice(0, 300).map((id) => assigned('g', id)));
+    await new Promise((r) => setTimeout(r, 200));
+    // 300 folded since: thrice snapshotEvery, but a snapshot would write all 601 entities again.
+    expect(readFileSync(file).equals(first)).toBe(true);
+    await ledger.appendMany(ids.slice(300).map((id) => assigned('g', id)));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(readFileSync(file).equals(first)).toBe(true); // 600 since
+    await ledger.appendMany(ids.slice(0, 10).map((id) => assigned('g', id, 'w2', 2)));
+    await waitFor(() => !readFileSync(file).equals(first), 'the next snapshot, 610 folded later');
   });
 
   it('hands subscribers the stored event, which expandEvent turns into its transitions', async () => {

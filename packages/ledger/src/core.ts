@@ -744,6 +744,11 @@ export class LedgerCore {
     return this.conflictLog;
   }
 
+  /** Goals, actions and nodes in the fold: what a snapshot writes. */
+  entityCount(): number {
+    return this.goals.size + this.actions.size + this.nodes.size;
+  }
+
   counts() {
     return {
       events: this.position,

@@ -47,14 +47,16 @@ export interface LedgerInit {
   sync?: boolean;
   /**
    * Write a snapshot of the fold after this many new events are folded, each item of a batch event counting as
-   * one (default 100 000; 0 turns snapshots off); also soon after an open that had to fold at least this many,
-   * and at a clean close when 1% of it came since.
+   * one (default 100 000; 0 turns snapshots off), or after as many as the fold holds goals, actions and nodes
+   * when that is more (a snapshot writes every one of them: so its cost stays in proportion to the work since the
+   * last, however large the ledger grows); also soon after an open that had to fold at least snapshotEvery, and
+   * at a clean close when 1% of it came since.
    */
   snapshotEvery?: number;
   /**
    * A due snapshot waits until no write came for this long (default 1000 ms; 0 = take it at once): building one
    * holds the event loop for about a second per million events, which a busy node should not pay mid-burst.
-   * Three times snapshotEvery behind, it is taken anyway.
+   * Three times as far behind as makes it due, it is taken anyway.
    */
   snapshotQuietMs?: number;
   /** Clock for event timestamps (ms). The fold never reads a clock; only appends do, through this. */
@@ -893,11 +895,12 @@ class LevelLedger implements Ledger {
   private maybeSnapshot(written: Promise<Error | undefined>): void {
     if (this.snapshotEvery <= 0) return;
     const behind = this.core.foldedUnits - this.snapshotUnits;
-    if (behind < this.snapshotEvery) return;
+    const due = Math.max(this.snapshotEvery, this.core.entityCount());
+    if (behind < due) return;
     const quietMs = this.init.snapshotQuietMs ?? DEFAULT_SNAPSHOT_QUIET_MS;
     clearTimeout(this.snapshotTimer);
     this.snapshotTimer = undefined;
-    if (quietMs <= 0 || behind >= 3 * this.snapshotEvery) {
+    if (quietMs <= 0 || behind >= 3 * due) {
       this.snapshotNow(written);
       return;
     }
