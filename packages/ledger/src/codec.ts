@@ -71,18 +71,40 @@ export class LogEntry {
     return this.event.lamport;
   }
 
-  /** The entries of a batch event's items, by action id: made when first needed, then kept. */
-  private items: Map<string, ItemEntry> | undefined;
+  /** The entries of a batch event's items, by item index: made when first needed, then kept. */
+  private items: ItemEntry[] | undefined;
+  /** Entries asked for without their index (entities restored from a snapshot), by action id. */
+  private looseItems: Map<string, ItemEntry> | undefined;
   /** Item index by action id, for items looked up without their index (entities restored from a snapshot). */
   private itemIndex: Map<string, number> | undefined;
 
-  /** The entry of the item of `actionId` (at `index` when known), the same object every time. */
+  /**
+   * The entry of the item of `actionId` (`index` is where it is, when the caller knows), the same object every
+   * time: the fold keys rejections by entry.
+   */
   itemFor(actionId: string, index = -1): ItemEntry {
-    this.items ??= new Map();
-    let item = this.items.get(actionId);
+    if (index >= 0) {
+      const loose = this.looseItems?.get(actionId);
+      if (loose !== undefined) return loose;
+      this.items ??= [];
+      let item = this.items[index];
+      if (item === undefined) {
+        item = new ItemEntry(this, actionId, index);
+        this.items[index] = item;
+      }
+      return item;
+    }
+    // Without its index (an entity restored from a snapshot): the one the fold made, or one that finds its index
+    // when first read, so an open from a snapshot decodes nothing here.
+    if (this.items !== undefined) {
+      const made = this.items[this.indexOfItem(actionId)];
+      if (made !== undefined) return made;
+    }
+    this.looseItems ??= new Map();
+    let item = this.looseItems.get(actionId);
     if (item === undefined) {
-      item = new ItemEntry(this, actionId, index);
-      this.items.set(actionId, item);
+      item = new ItemEntry(this, actionId, -1);
+      this.looseItems.set(actionId, item);
     }
     return item;
   }
