@@ -156,7 +156,7 @@ export class ItemEntry {
     return itemEvent(stored, this.indexIn());
   }
 
-  /** The replay-order fields (see compareEntries), read without building the event. */
+  /** The replay-order fields (see compareEvents), read without building the event. */
   get epoch(): number {
     const stored = this.parent.event;
     if (!isBatchType(stored.type)) return stored.epoch ?? 0;

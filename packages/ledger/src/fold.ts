@@ -95,21 +95,23 @@ export interface Entity<V> {
   rejected: Map<FoldEntry, string> | undefined;
 }
 
+/**
+ * What replay order reads: an event's fields, or an entry's (a FoldEntry reads them without building its event;
+ * an item of a batch has its own epoch).
+ */
+export interface ReplayOrder {
+  readonly epoch?: number;
+  readonly lamport: number;
+  readonly origin: string;
+  readonly seq: number;
+}
+
 /** The replay order of DESIGN 4: (epoch, Lamport clock, origin, seq). Total, so every replica sorts alike. */
-export function compareEvents(a: LedgerEvent, b: LedgerEvent): number {
+export function compareEvents(a: ReplayOrder, b: ReplayOrder): number {
   const ea = a.epoch ?? 0;
   const eb = b.epoch ?? 0;
   if (ea !== eb) return ea - eb;
-  if (a.lamport !== b.lamport) return a.lamport - b.lamport;
-  if (a.origin !== b.origin) return a.origin < b.origin ? -1 : 1;
-  return a.seq - b.seq;
-}
-
-/** compareEvents over entries, from their ordering fields: no event is built for an item of a batch. */
-export function compareEntries(a: FoldEntry, b: FoldEntry): number {
-  const ea = a.epoch;
-  const eb = b.epoch;
-  if (ea !== eb) return ea - eb;
+  // Read once each: on an entry these are getters.
   const la = a.lamport;
   const lb = b.lamport;
   if (la !== lb) return la - lb;
@@ -132,7 +134,7 @@ export type Apply<V> = (entity: Entity<V>, event: LedgerEvent, context: FoldCont
 export function addToEntity<V>(entity: Entity<V>, entry: FoldEntry, apply: Apply<V>, context: FoldContext): boolean {
   const entries = entity.entries;
   const last = entries[entries.length - 1];
-  if (last === undefined || compareEntries(last, entry) < 0) {
+  if (last === undefined || compareEvents(last, entry) < 0) {
     entries.push(entry);
     applyEntry(entity, entry, apply, context);
     return false;
@@ -147,7 +149,7 @@ function insertionIndex(entries: FoldEntry[], entry: FoldEntry): number {
   let hi = entries.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareEntries(entries[mid]!, entry) < 0) lo = mid + 1;
+    if (compareEvents(entries[mid]!, entry) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
