@@ -207,6 +207,11 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     notServed.set(peer, { tries, timer });
     return true;
   }
+  /** Drops the retry state of `peer` (it answered, or went away), with its pending timer. */
+  function forgetNotServed(peer: string): void {
+    clearTimeout(notServed.get(peer)?.timer);
+    notServed.delete(peer);
+  }
 
   function syncWith(peer: string, upTo?: VersionVector, settledMs?: number): Promise<number> {
     const running = inFlight.get(peer);
@@ -217,8 +222,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
     const pull = pullFrom(peer, upTo, settledMs)
       .then(
         (gained) => {
-          clearTimeout(notServed.get(peer)?.timer);
-          notServed.delete(peer);
+          forgetNotServed(peer);
           return gained;
         },
         (err) => {
@@ -396,10 +400,7 @@ export async function createReplicator(init: ReplicatorInit): Promise<Replicator
   const offConnect = mesh.on('peer:connect', (peer) => {
     if (!stopped) void syncWith(peer);
   });
-  const offDisconnect = mesh.on('peer:disconnect', (peer) => {
-    clearTimeout(notServed.get(peer)?.timer);
-    notServed.delete(peer);
-  });
+  const offDisconnect = mesh.on('peer:disconnect', forgetNotServed);
   // ---- periodic pull (anti-entropy), backing off while quiet ----
   let period = options.intervalMs;
   let timer: NodeJS.Timeout | undefined;
