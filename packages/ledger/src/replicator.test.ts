@@ -24,6 +24,17 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
+/** A ledger of origin `id` in a temporary directory, closed and removed after the test. */
+async function tempLedger(id: string): Promise<Ledger> {
+  const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
+  const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
+  cleanup.push(async () => {
+    await ledger.close();
+    rmSync(path, { recursive: true, force: true });
+  });
+  return ledger;
+}
+
 /** Replicas over one in-memory mesh; `tuning` is passed to each replicator (pageLimit 2000 unless given). */
 async function replicas(
   ids: string[],
@@ -33,15 +44,10 @@ async function replicas(
   const network = createMemoryNetwork(options);
   const out: Replica[] = [];
   for (const id of ids) {
-    const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
-    const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
+    const ledger = await tempLedger(id);
     const mesh = network.node(id);
     const replicator = await createReplicator({ ledger, mesh, intervalMs: 100, pageLimit: 2000, ...tuning });
-    cleanup.push(async () => {
-      replicator.stop();
-      await ledger.close();
-      rmSync(path, { recursive: true, force: true });
-    });
+    cleanup.push(() => replicator.stop());
     out.push({ id, ledger, replicator, mesh });
   }
   return { network, replicas: out };
@@ -145,16 +151,7 @@ describe('replication over the in-memory mesh', () => {
     // As hermesd starts: the mesh node joins (peers connect and try to pull) before the ledger-sync handler is
     // registered. Periodic pulls are off, so only the start-up sync and the retry of the refused pull can help.
     const network = createMemoryNetwork();
-    const open = async (id: string) => {
-      const path = mkdtempSync(join(tmpdir(), `ledger-${id}-`));
-      const ledger = await openLedger({ path, origin: id, now: () => 1_700_000_000_000 });
-      cleanup.push(async () => {
-        await ledger.close();
-        rmSync(path, { recursive: true, force: true });
-      });
-      return ledger;
-    };
-    const [aLedger, bLedger] = [await open('a'), await open('b')];
+    const [aLedger, bLedger] = [await tempLedger('a'), await tempLedger('b')];
     const a = { id: 'a', ledger: aLedger, mesh: network.node('a') };
     const aReplicator = await createReplicator({ ledger: aLedger, mesh: a.mesh, intervalMs: 0 });
     cleanup.push(() => aReplicator.stop());
