@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { type DaemonProcess, startMesh } from '../test/support/daemons.js';
+import { cpuMs, rssMiB } from './proc.js';
 import { percentile, report } from './report.js';
 
 const THROUGHPUT_ACTIONS = Number(process.env.HERMES_BENCH_ACTIONS ?? 20_000);
@@ -17,26 +17,6 @@ function noopGoal(n: number) {
       dependsOn: [],
     })),
   };
-}
-
-/** CPU time (user + system) a process has used, in ms; from /proc, so Linux only (undefined elsewhere). */
-function cpuMs(pid: number | undefined): number | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resident memory of a process in MiB, from /proc (undefined elsewhere). */
-function rssMiB(pid: number | undefined): number | undefined {
-  try {
-    const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    return kb === undefined ? undefined : Number(kb) / 1024;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The coordinator's live event stream, read for markers: `next` resolves when the next one arrives. */

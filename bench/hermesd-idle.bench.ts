@@ -1,20 +1,18 @@
 // hermesd's idle cost: RSS and CPU% of each daemon of a 3-node loopback mesh, sampled over 60 s after start-up.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { peersOf, startDaemonProcess, stopDaemon, tempDir } from '../test/support/daemons.js';
 import { waitFor } from '../test/support/wait.js';
+import { cpuMs, rssMiB } from './proc.js';
 import { report } from './report.js';
 
 const WINDOW_MS = Number(process.env.HERMES_BENCH_IDLE_MS ?? 60_000);
-const TICKS = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat on Linux
 
-/** utime+stime in seconds and RSS in bytes of a process, from /proc. */
+/** CPU time used (ms) and RSS (MiB) of a process; this benchmark reads them from /proc, so Linux only. */
 function sample(pid: number) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / TICKS;
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  return { cpuSeconds, rss: rssKb * 1024 };
+  const cpu = cpuMs(pid);
+  const rss = rssMiB(pid);
+  if (cpu === undefined || rss === undefined) throw new Error(`cannot read /proc/${pid}: hermesd-idle runs on Linux`);
+  return { cpu, rss };
 }
 
 const meshKey = join(tempDir(), 'mesh.key');
@@ -38,8 +36,8 @@ try {
   await new Promise((r) => setTimeout(r, WINDOW_MS));
   const seconds = (performance.now() - t0) / 1000;
   const after = nodes.map((n) => sample(n.proc.pid!));
-  const cpu = after.map((a, i) => ((a.cpuSeconds - before[i]!.cpuSeconds) / seconds) * 100);
-  const rss = after.map((a) => a.rss / 2 ** 20);
+  const cpu = after.map((a, i) => ((a.cpu - before[i]!.cpu) / 1000 / seconds) * 100);
+  const rss = after.map((a) => a.rss);
   report('hermesd-idle', 'rss_max', Math.max(...rss), 'MiB', { nodes: 3, window_s: seconds, goal: '< 80 MB' });
   report('hermesd-idle', 'cpu_percent_max', Math.max(...cpu), '%', { nodes: 3, window_s: seconds, goal: '< 1 %' });
   report('hermesd-idle', 'cpu_percent_mean', cpu.reduce((s, c) => s + c, 0) / cpu.length, '%', { nodes: 3 });
