@@ -362,6 +362,51 @@ class Libp2pMeshNode implements MeshNode {
 
   /** Open outbound streams, one per protocol and peer, made on first use and again after one fails. */
   private readonly outbound = new Map<string, Promise<Outbound>>();
+  /** The same streams once open, so a message can go out in the caller's own turn, with no await before it. */
+  private readonly opened = new Map<string, Outbound>();
+  /** Per stream, the callers waiting for it to open; while any wait, later callers queue behind them. */
+  private readonly waitingFor = new Map<string, number>();
+
+  /**
+   * Runs `use` with the stream to the peer: at once when it is open and nobody waits for it (the bytes then leave
+   * before the caller's next step: awaiting an already open stream put every request behind whatever else was
+   * ready to run, ~0.3 ms on the assign path), else once it is open, in the order callers asked.
+   */
+  private withStream<T>(
+    peer: string,
+    protocol: string,
+    signal: AbortSignal | undefined,
+    use: (o: Outbound) => T | Promise<T>,
+  ): Promise<T> {
+    const key = `${protocol} ${peer}`;
+    const open = this.opened.get(key);
+    if (open?.framed.isOpen && !this.waitingFor.has(key)) {
+      try {
+        return Promise.resolve(use(open));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    this.waitingFor.set(key, (this.waitingFor.get(key) ?? 0) + 1);
+    const done = () => {
+      const n = this.waitingFor.get(key)! - 1;
+      if (n === 0) this.waitingFor.delete(key);
+      else this.waitingFor.set(key, n);
+    };
+    return this.openOutboundTo(peer, protocol, signal).then(
+      (o) => {
+        try {
+          return use(o);
+        } finally {
+          done();
+        }
+      },
+      (err: unknown) => {
+        done();
+        throw err;
+      },
+    );
+  }
 
   private outboundTo(peer: string, protocol: string, signal?: AbortSignal): Promise<Outbound> {
     const key = `${protocol} ${peer}`;
@@ -395,6 +440,8 @@ class Libp2pMeshNode implements MeshNode {
         throw (err as Error).name === 'UnsupportedProtocolError' ? new ProtocolNotServedError(peer, protocol) : err;
       });
       const pending: Pending[] = [];
+      // Set once the stream exists; its close handler reads it.
+      let outbound: Outbound | undefined;
       const framed = new FramedStream(
         stream,
         MAX_MESSAGE_BYTES,
@@ -414,13 +461,16 @@ class Libp2pMeshNode implements MeshNode {
         },
         (err) => {
           if (this.outbound.get(key) === opening) this.outbound.delete(key);
+          if (this.opened.get(key) === outbound) this.opened.delete(key);
           for (const waiter of pending.splice(0)) {
             waiter.done();
             waiter.reject(err);
           }
         },
       );
-      return { framed, pending };
+      outbound = { framed, pending };
+      this.opened.set(key, outbound);
+      return outbound;
     })();
     this.outbound.set(key, opening);
     opening.catch(() => {
@@ -440,26 +490,27 @@ class Libp2pMeshNode implements MeshNode {
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     const bytes = encodeMessage(kind, this.peerId, this.nextSeq(kind), body);
-    const { framed, pending } = await this.openOutboundTo(peer, protocol, signal);
-    signal.throwIfAborted();
-    return new Promise<Message>((resolve, reject) => {
-      // Replies come in request order: a request given up on would leave the ones behind it answered by the
-      // wrong reply, so giving up resets the stream (and fails what waits on it; the next request reopens it).
-      const onAbort = () => {
-        const reason = options.signal?.aborted
-          ? options.signal.reason
-          : new Error(`${kind} request to ${peer} got no reply within ${timeoutMs} ms`);
-        framed.abort(reason instanceof Error ? reason : new Error(String(reason)));
-      };
-      // A stream closes once and rejects the waiters it holds then: one that closed since it was handed out
-      // would never answer this request, so fail it now.
-      if (!framed.isOpen) {
-        reject(new Error(`the ${protocol} stream to ${peer} closed before the request was sent`));
-        return;
-      }
-      signal.addEventListener('abort', onAbort, { once: true });
-      pending.push({ resolve, reject, done: () => signal.removeEventListener('abort', onAbort) });
-      framed.send(bytes);
+    return this.withStream(peer, protocol, signal, ({ framed, pending }) => {
+      signal.throwIfAborted();
+      return new Promise<Message>((resolve, reject) => {
+        // Replies come in request order: a request given up on would leave the ones behind it answered by the
+        // wrong reply, so giving up resets the stream (and fails what waits on it; the next request reopens it).
+        const onAbort = () => {
+          const reason = options.signal?.aborted
+            ? options.signal.reason
+            : new Error(`${kind} request to ${peer} got no reply within ${timeoutMs} ms`);
+          framed.abort(reason instanceof Error ? reason : new Error(String(reason)));
+        };
+        // A stream closes once and rejects the waiters it holds then: one that closed since it was handed out
+        // would never answer this request, so fail it now.
+        if (!framed.isOpen) {
+          reject(new Error(`the ${protocol} stream to ${peer} closed before the request was sent`));
+          return;
+        }
+        signal.addEventListener('abort', onAbort, { once: true });
+        pending.push({ resolve, reject, done: () => signal.removeEventListener('abort', onAbort) });
+        framed.send(bytes);
+      });
     });
   }
 
@@ -482,10 +533,9 @@ class Libp2pMeshNode implements MeshNode {
     return peers.map((peer) => this.sendOneWay(peer, protocol, bytes));
   }
 
-  private async sendOneWay(peer: string, protocol: string, bytes: Uint8Array): Promise<void> {
+  private sendOneWay(peer: string, protocol: string, bytes: Uint8Array): Promise<void> {
     // No timeout signal per message (each one is a timer): only opening the stream can wait, and it has its own.
-    const { framed } = await this.openOutboundTo(peer, protocol);
-    framed.send(bytes);
+    return this.withStream(peer, protocol, undefined, ({ framed }) => framed.send(bytes));
   }
 
   async dial(addr: string, signal?: AbortSignal): Promise<void> {
