@@ -1,4 +1,4 @@
-import type { LedgerEvent } from '@hermes-mesh/protocol';
+import { type LedgerEvent, packValue } from '@hermes-mesh/protocol';
 import { Packr } from 'msgpackr';
 import { batchItems, isBatchType, itemEvent } from './events.js';
 
@@ -11,7 +11,7 @@ export const eventPackr = new Packr({
 });
 
 export function encodeEvent(event: LedgerEvent): Buffer {
-  return eventPackr.pack(event);
+  return packValue(eventPackr, event);
 }
 
 /** Where the bytes of events restored from a snapshot lie: read when an entry's event is first needed. */
@@ -221,7 +221,7 @@ export function encodeEventAt(out: ByteBuffer, event: LedgerEvent): number {
   const start = out.length;
   const end = writeValue(out, start, event);
   if (end >= 0) return end - start;
-  const bytes = eventPackr.pack(event);
+  const bytes = packValue(eventPackr, event);
   out.reserve(start, bytes.length);
   bytes.copy(out.bytes, start);
   return bytes.length;
@@ -258,7 +258,7 @@ export function encodeBuiltEventAt(out: ByteBuffer, event: LedgerEvent): number 
   if (state !== undefined) pos = writeString(out, writeKey(out, pos, KEY_STATE), state);
   if (data !== undefined) pos = writeValue(out, writeKey(out, pos, KEY_DATA), data);
   if (pos >= 0) return pos - start;
-  const bytes = eventPackr.pack(event);
+  const bytes = packValue(eventPackr, event);
   out.reserve(start, bytes.length);
   bytes.copy(out.bytes, start);
   return bytes.length;

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
-import type { LedgerEvent } from '@hermes-mesh/protocol';
+import { type LedgerEvent, packValue } from '@hermes-mesh/protocol';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import { ByteBuffer, encodeBuiltEventAt, eventPackr } from './codec.js';
@@ -176,9 +176,9 @@ function digestOf(bytes: Uint8Array, algorithm = crc32 ? 'crc32' : 'sha1'): stri
 
 /** The snapshot file's bytes for `image`, the fold at `position`. */
 export function snapshotFileBytes(image: unknown, position: number, ledgerId: string): Buffer[] {
-  const body = snapshotPackr().pack(image);
+  const body = packValue(snapshotPackr(), image);
   const meta: SnapshotMeta = { position, ledgerId, bytes: body.length, digest: digestOf(body)! };
-  const header = eventPackr.pack({ format: FORMAT, version: FORMAT_VERSION, ...meta });
+  const header = packValue(eventPackr, { format: FORMAT, version: FORMAT_VERSION, ...meta });
   const length = Buffer.allocUnsafe(4);
   length.writeUInt32LE(header.length);
   return [SNAPSHOT_MAGIC, length, header, body];

@@ -1,6 +1,13 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, encodeMessage, MAX_MESSAGE_BYTES, MessageTooLargeError, maxBytesOf } from './codec.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  MAX_MESSAGE_BYTES,
+  MessageTooLargeError,
+  maxBytesOf,
+  packValue,
+} from './codec.js';
 import { sampleAdvert } from './testing/fixtures.js';
 
 const raw = new Packr({ useRecords: false });
@@ -95,5 +102,19 @@ describe('codec', () => {
     expect(rejectionOf(new Uint8Array([0x92])).reason).toBe('not-msgpack');
     expect(rejectionOf(new Uint8Array([0xc1])).reason).toBe('not-envelope');
     expect(rejectionOf(new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff])).reason).toBe('not-msgpack');
+  });
+
+  it('a large value packed leaves no large buffer behind for the small results packed after it', () => {
+    const packr = new Packr({ useRecords: false });
+    // msgpackr alone: the next small result is a slice of the buffer the large value grew (what every kept
+    // small message then pins).
+    packr.pack({ blob: 'x'.repeat(3 * 1024 * 1024) });
+    expect(packr.pack({ small: 1 }).buffer.byteLength).toBeGreaterThan(3 * 1024 * 1024);
+    const large = packValue(packr, { blob: 'y'.repeat(3 * 1024 * 1024) });
+    const small = packValue(packr, { small: 2 });
+    expect(small.buffer.byteLength).toBeLessThan(64 * 1024);
+    // Both results are whole and intact.
+    expect(packr.unpack(small)).toEqual({ small: 2 });
+    expect((packr.unpack(large) as { blob: string }).blob).toBe('y'.repeat(3 * 1024 * 1024));
   });
 });
