@@ -7,7 +7,7 @@ import {
   visitActionEvents,
 } from '@hermes-mesh/ledger';
 import type { MeshNode } from '@hermes-mesh/mesh';
-import { type Ack, type ActionOutput, type Assignment, PROTOCOLS } from '@hermes-mesh/protocol';
+import { type Ack, type ActionOutput, type Assignment, ownString, PROTOCOLS } from '@hermes-mesh/protocol';
 import type { Logger } from 'pino';
 
 export type RunResult =
@@ -207,7 +207,12 @@ export async function createWorker(init: WorkerInit): Promise<Worker> {
         (err) => logger.error({ peer, err: String(err) }, 'could not store an assignment'),
       );
     }
-    const acks = assignments.map((a) => decide(a, peer));
+    const acks = assignments.map((a) => {
+      // Its ids go into every event the run writes, kept by the ledger: not as slices of this message.
+      a.goalId = ownString(a.goalId);
+      a.actionId = ownString(a.actionId);
+      return decide(a, peer);
+    });
     return { kind: 'ack', body: { acks } };
   });
 

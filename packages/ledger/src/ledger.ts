@@ -33,6 +33,7 @@ import {
   snapshotFileBytes,
   writeSnapshotFile,
 } from './storage.js';
+import { StringCopies } from './strings.js';
 import { type EventPage, eventsMissingFrom, type PageLimits } from './sync.js';
 
 /** Stands for the bytes of an event `accept` will not store (its seq is logged already). */
@@ -577,6 +578,7 @@ interface Subscription {
 
 class LevelLedger implements Ledger {
   private readonly committer: GroupCommit;
+  private readonly strings = new StringCopies();
   private readonly now: () => number;
   private readonly snapshotEvery: number;
   private durable: number;
@@ -841,6 +843,8 @@ class LevelLedger implements Ledger {
       report.invalid.push({ reason: unfoldable });
       return;
     }
+    // Kept from now on (a duplicate is only compared): its strings must not keep the message they came in alive.
+    if (seq > core.seqOf(origin)) this.strings.event(event);
     if (seq === core.seqOf(origin) + 1) {
       // The next event: encoded once, straight into its segment, even while later ones wait behind a gap (during
       // a burst a worker has one open nearly all the time: assignments run ahead of their coordinator's push).
