@@ -11,6 +11,7 @@ export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
     setupFiles: ['./test/setup/polyfill.ts'],
+    globalSetup: ['./test/setup/temp-root.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Cross-process mesh tests start real daemons; on 2 cores they must not all run at once.

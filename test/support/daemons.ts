@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitFor } from './wait.js';
@@ -47,8 +47,18 @@ function shebang(bin: string): { env: Record<string, string>; flags: string[] } 
   return { env, flags: words(match[2]!) };
 }
 
+const madeDirs: string[] = [];
+// Data dirs outlive their daemons (a test restarts one on the same data), so they go when the run ends: under
+// vitest with the run's folder (test/setup/temp-root.ts), elsewhere (benchmarks) when the process exits. A
+// 20k-action benchmark leaves ~10 MB in each, and every run used to add its own to /tmp for good.
+process.on('exit', () => {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = 'hermes-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(process.env.HERMES_TEST_ROOT ?? tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /** Starts a real hermesd process on loopback with random ports and waits until its API answers. */
