@@ -843,9 +843,10 @@ class LevelLedger implements Ledger {
       report.invalid.push({ reason: unfoldable });
       return;
     }
+    const logged = core.seqOf(origin);
     // Kept from now on (a duplicate is only compared): its strings must not keep the message they came in alive.
-    if (seq > core.seqOf(origin)) this.strings.event(event);
-    if (seq === core.seqOf(origin) + 1) {
+    if (seq > logged) this.strings.event(event);
+    if (seq === logged + 1) {
       // The next event: encoded once, straight into its segment, even while later ones wait behind a gap (during
       // a burst a worker has one open nearly all the time: assignments run ahead of their coordinator's push).
       const size = this.committer.stage(core.position + 1, event);

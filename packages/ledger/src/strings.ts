@@ -1,4 +1,4 @@
-import { type LedgerEvent, ownString as ownCopy } from '@hermes-mesh/protocol';
+import { type LedgerEvent, ownString } from '@hermes-mesh/protocol';
 
 type Fields = Record<string, unknown>;
 
@@ -16,6 +16,8 @@ export class StringCopies {
   private readonly origins = new Repeats();
   private readonly goals = new Repeats();
   private readonly nodes = new Repeats();
+  /** Per field name, for the strings of created actions' data: plans repeat their kinds and policies. */
+  private readonly byKey = new Map<string, Repeats>();
 
   /** Replaces, in place, the ids of `event` (as decoded) by copies. */
   event(event: LedgerEvent): void {
@@ -43,25 +45,25 @@ export class StringCopies {
     }
   }
 
-  /** Per field name, for the strings of created actions' data: plans repeat their kinds and policies. */
-  private readonly byKey = new Map<string, Repeats>();
-
   private copyAll(fields: Fields, depth: number): void {
     if (depth > 8) return;
     for (const key in fields) {
       const value = fields[key];
-      if (typeof value === 'string') {
-        if (value.length < SLICE_MIN) continue;
-        let repeats = this.byKey.get(key);
-        if (repeats === undefined && this.byKey.size < 64) {
-          repeats = new Repeats();
-          this.byKey.set(key, repeats);
-        }
-        fields[key] = repeats ? repeats.of(value) : ownCopy(value);
-      } else if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
+      if (typeof value === 'string') copyField(fields, key, this.repeatsOf(key));
+      else if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
         this.copyAll(value as Fields, depth + 1);
       }
     }
+  }
+
+  /** The field's Repeats, made on first use; past 64 field names, none (each value copied on its own). */
+  private repeatsOf(key: string): Repeats | undefined {
+    let repeats = this.byKey.get(key);
+    if (repeats === undefined && this.byKey.size < 64) {
+      repeats = new Repeats();
+      this.byKey.set(key, repeats);
+    }
+    return repeats;
   }
 }
 
@@ -73,7 +75,7 @@ class Repeats {
   of(s: string): string {
     if (s !== this.seen) {
       this.seen = s;
-      this.copy = ownCopy(s);
+      this.copy = ownString(s);
     }
     return this.copy;
   }
@@ -81,9 +83,5 @@ class Repeats {
 
 function copyField(fields: Fields, key: string, repeats?: Repeats): void {
   const value = fields[key];
-  if (typeof value !== 'string' || value.length < SLICE_MIN) return;
-  fields[key] = repeats ? repeats.of(value) : ownCopy(value);
+  if (typeof value === 'string') fields[key] = repeats ? repeats.of(value) : ownString(value);
 }
-
-/** V8 copies substrings shorter than this; longer ones are slices. */
-const SLICE_MIN = 13;

@@ -45,13 +45,18 @@ export function packValue(packr: Packr, value: unknown): Buffer {
   return bytes;
 }
 
+/** V8 copies substrings shorter than this; longer ones are slices of their parent. */
+const SHORTEST_SLICE = 13;
+
 /**
  * A string with the same characters as `s` that keeps nothing else alive. Strings decoded from a message are
  * slices of one long string holding the message's strings (msgpackr's native decoder), and a slice keeps its
  * whole parent: copy what is kept for long. Concatenating makes a new string of two parts; reading a character
- * flattens it into one new buffer; the substring is then a slice of that buffer alone.
+ * flattens it into one new buffer; the substring is then a slice of that buffer alone. A string too short to be
+ * a slice is returned as it is.
  */
 export function ownString(s: string): string {
+  if (s.length < SHORTEST_SLICE) return s;
   const joined = ` ${s}`;
   joined.charCodeAt(1);
   return joined.substring(1);
