@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -240,5 +240,53 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
     });
     const goal = await finished(coord, goalId, 30_000);
     expect(goal.state).toBe('COMPLETED');
+  });
+
+  it('SIGTERM stops the coordinator while a client follows /v1/events; after a restart the client resumes from Last-Event-ID', async () => {
+    // A dashboard or `hermes-coord watch` holds the stream open; the coordinator must still stop when asked.
+    const watcher = await fetch(`${coord.api}/v1/events`);
+    const reader = watcher.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes('hermes-mesh event stream')) text += decoder.decode((await reader.read()).value);
+    const position = (await coord.get<{ position: number }>('/v1/ledger')).position;
+    coord.proc.kill('SIGTERM');
+    const code = await Promise.race([coord.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))]);
+    expect(code).toBe(0);
+    // The stream ended (not reset): the client sees the server go, and knows to reconnect.
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read());
+    expect(existsSync(join(coord.dataDir, 'hermesd.json'))).toBe(false); // a clean stop removes its state file
+
+    // An earlier test killed a worker for good.
+    const running = workers.filter((w) => w.proc.exitCode === null && w.proc.signalCode === null);
+    coord = await launch({
+      name: 'coord',
+      meshKey,
+      coordinator: true,
+      dataDir: coord.dataDir,
+      bootstrap: [running[0]!.addrs[0]!],
+    });
+    await waitFor(
+      async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === running.length + 1,
+      'the coordinator to see every running worker again',
+    );
+    const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', {
+      goal: 'one noop after a restart',
+      flows: [{ id: 'f', persona: 'Bench' }],
+      actions: [{ id: 'a', flowId: 'f', kind: 'builtin', params: { name: 'noop' }, dependsOn: [] }],
+    });
+    expect((await finished(coord, goalId)).state).toBe('COMPLETED');
+    // Resumed from where it stood: everything since, this goal's events included, then live.
+    const resumed = await fetch(`${coord.api}/v1/events`, { headers: { 'last-event-id': String(position) } });
+    const more = resumed.body!.getReader();
+    let seen = '';
+    const finishedEvent = new RegExp(`event: goal\\.finished\ndata: [^\n]*"goalId":"${goalId}"`);
+    while (!finishedEvent.test(seen)) {
+      seen += decoder.decode((await more.read()).value);
+    }
+    await more.cancel();
+    const ids = [...seen.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(ids.length).toBeGreaterThan(0);
+    expect(Math.min(...ids)).toBeGreaterThan(position);
   });
 });

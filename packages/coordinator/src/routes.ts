@@ -80,6 +80,13 @@ function progressOf(actions: ReadonlyArray<{ state: string }>) {
 /** The coordinator's REST API under /v1 and the SSE event stream. */
 export function registerRoutes(deps: RoutesDeps): void {
   const { app, ledger, coordinator } = deps;
+  // Event streams never end on their own, and closing the server waits for every open connection: without this,
+  // `hermes-coord serve` would not stop (Ctrl-C, SIGTERM) while a dashboard or `watch` is connected. Ending them
+  // is what a client expects of a server going away; it reconnects with Last-Event-ID once one is back.
+  const eventStreams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const end of eventStreams) end();
+  });
 
   /** Submits, turning a refusal into its status code: 403 refused, 404 unknown parent, 400 invalid. */
   async function submitOrRefuse(request: GoalRequest, reply: FastifyReply, extra: Record<string, unknown> = {}) {
@@ -207,10 +214,17 @@ export function registerRoutes(deps: RoutesDeps): void {
     };
     const unsubscribe = ledger.subscribe(from, send);
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    req.raw.on('close', () => {
+    const stop = () => {
+      eventStreams.delete(end);
       clearInterval(keepAlive);
       unsubscribe();
-    });
+    };
+    const end = () => {
+      stop();
+      res.end();
+    };
+    eventStreams.add(end);
+    req.raw.on('close', stop);
   });
 
   // The web dashboard at / (static files read once, served with a strict CSP); it reads the routes above.
