@@ -1072,7 +1072,6 @@ class LevelLedger implements Ledger {
     this.loader?.stop();
     await this.loader?.done;
     await this.committer.drain();
-    this.committer.close();
     await this.snapshotting;
     await this.db.close();
   }

@@ -296,12 +296,6 @@ const SEGMENT_MIN_BYTES = 2 * 1024;
 const SEGMENT_MAX_BYTES = 8 * 1024 * 1024;
 /** Written segments' buffers kept for reuse. */
 const SPARE_BUFFERS = 4;
-/**
- * Spare buffers larger than this are let go once no batch has been written for IDLE_RELEASE_MS: a burst leaves
- * up to 4 buffers of up to 8 MiB, which an idle node would otherwise hold for good.
- */
-const SPARE_KEPT_WHEN_IDLE_BYTES = 64 * 1024;
-const IDLE_RELEASE_MS = 10_000;
 
 /**
  * Group commit: every write asked for while one batch is on its way goes, together, into the next one.
@@ -329,27 +323,11 @@ export class GroupCommit {
   /** The highest log position among the queued operations: durable once their batch is written. */
   private pendingMark = 0;
 
-  /** Armed while large spares are kept; fires after IDLE_RELEASE_MS without a written batch. */
-  private idleRelease: NodeJS.Timeout | undefined;
-  private lastWrittenAt = 0;
-
   constructor(
     private readonly db: Db,
     private readonly sync: boolean,
     private readonly onWritten: (mark: number) => void,
-    private readonly idleReleaseMs = IDLE_RELEASE_MS,
   ) {}
-
-  /** Bytes held in spare buffers (for tests and memory figures). */
-  spareBytes(): number {
-    return this.spare.reduce((sum, out) => sum + out.bytes.length, 0);
-  }
-
-  /** Stops the idle-release timer (the ledger is closing). */
-  close(): void {
-    clearTimeout(this.idleRelease);
-    this.idleRelease = undefined;
-  }
 
   get failed(): Error | undefined {
     return this.failure;
@@ -428,25 +406,10 @@ export class GroupCommit {
 
   /** Keeps the buffers of a written batch for the next segments (LevelDB copied the bytes when it took them). */
   private keep(segments: readonly Segment[]): void {
-    this.lastWrittenAt = Date.now();
     for (const { out } of segments) {
-      if (this.spare.length >= SPARE_BUFFERS) break;
+      if (this.spare.length >= SPARE_BUFFERS) return;
       if (out.bytes.length <= SEGMENT_MAX_BYTES) this.spare.push(out);
     }
-    if (!this.idleRelease && this.spare.some((out) => out.bytes.length > SPARE_KEPT_WHEN_IDLE_BYTES)) {
-      this.armIdleRelease(this.idleReleaseMs);
-    }
-  }
-
-  private armIdleRelease(ms: number): void {
-    this.idleRelease = setTimeout(() => {
-      this.idleRelease = undefined;
-      const idleFor = Date.now() - this.lastWrittenAt;
-      // Written since it was armed: look again when the quiet time would be up.
-      if (idleFor < this.idleReleaseMs) return this.armIdleRelease(this.idleReleaseMs - idleFor);
-      this.spare = this.spare.filter((out) => out.bytes.length <= SPARE_KEPT_WHEN_IDLE_BYTES);
-    }, ms);
-    this.idleRelease.unref();
   }
 
   private queued(segment: Segment): void {
