@@ -76,6 +76,10 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
     );
   });
 
+  /** The coordinator again, on its own data dir, joining the mesh through `peer`. */
+  const restartCoordinator = (peer: DaemonProcess) =>
+    launch({ name: 'coord', meshKey, coordinator: true, dataDir: coord.dataDir, bootstrap: [peer.addrs[0]!] });
+
   it('runs a plan of two parallel flows in dependency order; every node holds every action history', async () => {
     const { goalId } = await coord.post<{ goalId: string }>('/v1/goals', {
       goal: 'hash, count and combine two texts',
@@ -231,13 +235,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
     );
     coord.proc.kill('SIGKILL');
     await coord.exited;
-    coord = await launch({
-      name: 'coord',
-      meshKey,
-      coordinator: true,
-      dataDir: coord.dataDir,
-      bootstrap: [workers[0]!.addrs[0]!],
-    });
+    coord = await restartCoordinator(workers[0]!);
     const goal = await finished(coord, goalId, 30_000);
     expect(goal.state).toBe('COMPLETED');
   });
@@ -259,13 +257,7 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
 
     // An earlier test killed a worker for good.
     const running = workers.filter((w) => w.proc.exitCode === null && w.proc.signalCode === null);
-    coord = await launch({
-      name: 'coord',
-      meshKey,
-      coordinator: true,
-      dataDir: coord.dataDir,
-      bootstrap: [running[0]!.addrs[0]!],
-    });
+    coord = await restartCoordinator(running[0]!);
     await waitFor(
       async () => (await peersOf(coord)).filter((p) => p.state === 'alive').length === running.length + 1,
       'the coordinator to see every running worker again',
