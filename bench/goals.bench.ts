@@ -1,6 +1,6 @@
 import { Agent, get, request } from 'node:http';
 import { type DaemonProcess, startMesh } from '../test/support/daemons.js';
-import { cpuMs, rssMiB } from './proc.js';
+import { cpuSince, rssMiB } from './proc.js';
 import { percentile, report } from './report.js';
 
 const THROUGHPUT_ACTIONS = Number(process.env.HERMES_BENCH_ACTIONS ?? 20_000);
@@ -109,10 +109,9 @@ function apiClient(coord: DaemonProcess) {
     const events = await api.events();
     const latencies: number[] = [];
     const answered: number[] = [];
-    const processes = [coord, ...workers];
-    let cpuBefore: Array<number | undefined> = [];
+    let cpuPerGoal: ReturnType<typeof cpuSince> = () => undefined;
     for (let i = 0; i < LATENCY_ROUNDS + 20; i++) {
-      if (i === 20) cpuBefore = processes.map((p) => cpuMs(p.proc.pid)); // first rounds warm the JIT
+      if (i === 20) cpuPerGoal = cpuSince([coord.proc.pid, workers[0]!.proc.pid]); // first rounds warm the JIT
       const t0 = performance.now();
       await api.post('/v1/goals', noopGoal(1));
       const t1 = performance.now();
@@ -121,7 +120,7 @@ function apiClient(coord: DaemonProcess) {
       latencies.push(performance.now() - t0);
       answered.push(t1 - t0);
     }
-    const cpuAfter = processes.map((p) => cpuMs(p.proc.pid));
+    const perGoal = cpuPerGoal(LATENCY_ROUNDS);
     events.close();
     latencies.sort((a, b) => a - b);
     report('goals', 'noop_e2e_latency_p50', percentile(latencies, 50), 'ms', {
@@ -135,8 +134,7 @@ function apiClient(coord: DaemonProcess) {
     // one-action goal costs its processes this much CPU, which on 2 vCPUs is most of the latency.
     answered.sort((a, b) => a - b);
     report('goals', 'noop_submit_answered_p50', percentile(answered, 50), 'ms', { rounds: LATENCY_ROUNDS });
-    if (cpuAfter.every((c, i) => c !== undefined && cpuBefore[i] !== undefined)) {
-      const perGoal = cpuAfter.map((c, i) => (c! - cpuBefore[i]!) / LATENCY_ROUNDS);
+    if (perGoal) {
       report('goals', 'noop_single_goal_cpu', perGoal[0]! + perGoal[1]!, 'ms', {
         coordinator: Number(perGoal[0]!.toFixed(2)),
         worker: Number(perGoal[1]!.toFixed(2)),
@@ -152,16 +150,15 @@ function apiClient(coord: DaemonProcess) {
     const api = apiClient(coord);
     const events = await api.events();
     const processes = [coord, ...workers];
-    const cpuBefore = processes.map((p) => cpuMs(p.proc.pid));
+    const cpuPerAction = cpuSince(processes.map((p) => p.proc.pid));
     const t0 = performance.now();
     await api.post('/v1/goals', noopGoal(THROUGHPUT_ACTIONS));
     await events.next('event: goal.finished');
     events.close();
     const seconds = (performance.now() - t0) / 1000;
-    const cpuAfter = processes.map((p) => cpuMs(p.proc.pid));
-    if (cpuAfter.every((c, i) => c !== undefined && cpuBefore[i] !== undefined)) {
+    const perAction = cpuPerAction(THROUGHPUT_ACTIONS);
+    if (perAction) {
       // The machine's whole CPU budget is shared by all four processes: this is what limits throughput.
-      const perAction = cpuAfter.map((c, i) => (c! - cpuBefore[i]!) / THROUGHPUT_ACTIONS);
       report(
         'goals',
         'noop_cpu_per_action',

@@ -15,6 +15,19 @@ export function cpuMs(pid: number | undefined): number | undefined {
   }
 }
 
+/**
+ * Starts counting the CPU the processes use: the function returned gives each one's ms since then per unit of
+ * work (divided by `units`), or undefined when a process could not be read at either end.
+ */
+export function cpuSince(pids: ReadonlyArray<number | undefined>): (units: number) => number[] | undefined {
+  const before = pids.map(cpuMs);
+  return (units) => {
+    const after = pids.map(cpuMs);
+    if (!after.every((c, i) => c !== undefined && before[i] !== undefined)) return undefined;
+    return after.map((c, i) => (c! - before[i]!) / units);
+  };
+}
+
 /** Resident memory of the process, in MiB. */
 export function rssMiB(pid: number | undefined): number | undefined {
   try {

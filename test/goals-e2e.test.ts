@@ -3,6 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSse } from '../packages/coordinator/src/sse.js';
 import { type DaemonProcess, peersOf, startDaemonProcess, stopDaemon, tempDir } from './support/daemons.js';
 import { waitFor } from './support/wait.js';
 
@@ -270,14 +271,11 @@ describe('goals end to end: a coordinator and three hermesd processes', () => {
     expect((await finished(coord, goalId)).state).toBe('COMPLETED');
     // Resumed from where it stood: everything since, this goal's events included, then live.
     const resumed = await fetch(`${coord.api}/v1/events`, { headers: { 'last-event-id': String(position) } });
-    const more = resumed.body!.getReader();
-    let seen = '';
-    const finishedEvent = new RegExp(`event: goal\\.finished\ndata: [^\n]*"goalId":"${goalId}"`);
-    while (!finishedEvent.test(seen)) {
-      seen += decoder.decode((await more.read()).value);
+    const ids: number[] = [];
+    for await (const event of readSse(resumed.body!)) {
+      ids.push(Number(event.id));
+      if (event.event === 'goal.finished' && JSON.parse(event.data).goalId === goalId) break;
     }
-    await more.cancel();
-    const ids = [...seen.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
     expect(ids.length).toBeGreaterThan(0);
     expect(Math.min(...ids)).toBeGreaterThan(position);
   });
